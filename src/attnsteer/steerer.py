@@ -1,0 +1,213 @@
+"""`Steerer`: the high-level API. Prompts with emphasis in, steered text or scores out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+
+from attnsteer.errors import NoEmphasisError, UnsupportedModelError
+from attnsteer.heads.defaults import default_heads
+from attnsteer.heads.head_config import HeadConfig, HeadSpec
+from attnsteer.spans import MarkedText, MarkupStyle, check_spans_covered, resolve_batch, token_emphasis_mask
+from attnsteer.steering.config import SteeringConfig, SteeringMode
+from attnsteer.steering.context import model_shape, steering
+from attnsteer.steering.install import check_supported
+from attnsteer.steering.state import SteeringState
+
+
+@dataclass
+class EncodedPrompts:
+    """Tokenised prompts with their emphasis.
+
+    encodings: input_ids / attention_mask, [batch, tokens], left-padded.
+    emphasis_mask: [batch, tokens] bool, True on tokens inside an emphasised span.
+    marked: the clean prompt texts (markup removed) with their character spans.
+    prompt_mask: [batch, tokens] bool, the tokens steering may down-weight (None: the attention
+        mask; a scored continuation is left out).
+    """
+
+    encodings: BatchEncoding
+    emphasis_mask: torch.Tensor
+    marked: list[MarkedText]
+    prompt_mask: torch.Tensor | None = None
+
+
+class Steerer:
+    """Steer a model's attention towards emphasised parts of prompts (PASTA).
+
+    heads: which heads to steer (any `HeadConfig.parse` form); None takes the model's default set.
+    alpha, mode: see `SteeringConfig`. markup: the inline emphasis delimiters (None disables markup).
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        heads: HeadSpec | None = None,
+        alpha: float = 0.01,
+        mode: SteeringMode = "exclude",
+        markup: MarkupStyle | None = MarkupStyle(),
+    ) -> None:
+        check_supported(model)
+        if not getattr(tokenizer, "is_fast", False):
+            raise UnsupportedModelError("attnsteer needs a fast tokenizer (with offset mapping) to locate spans")
+        self.model, self.tokenizer, self.markup = model, tokenizer, markup
+        num_layers, num_heads = model_shape(model)
+        self.heads = default_heads(model) if heads is None else HeadConfig.parse(heads, num_layers, num_heads)
+        self.heads.validate(num_layers, num_heads)
+        self.config = SteeringConfig(alpha=alpha, mode=mode)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    def with_options(
+        self, heads: HeadSpec | None = None, alpha: float | None = None, mode: SteeringMode | None = None
+    ) -> Steerer:
+        """A copy sharing the model, with other heads / alpha / mode."""
+        other = object.__new__(Steerer)
+        other.__dict__.update(self.__dict__)
+        if heads is not None:
+            other.heads = HeadConfig.parse(heads, *model_shape(self.model))
+        other.config = replace(self.config, **{k: v for k, v in (("alpha", alpha), ("mode", mode)) if v is not None})
+        return other
+
+    # ----- encoding ------------------------------------------------------------------------------
+    def encode(self, prompts: str | Sequence[str], emphasize: Any = None) -> EncodedPrompts:
+        """Resolve markup/substrings/char spans and tokenise (left padding)."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if isinstance(emphasize, (str, tuple)) and len(prompts) == 1:
+            emphasize = [[emphasize]] if isinstance(emphasize, tuple) else [emphasize]
+        marked = resolve_batch(prompts, emphasize, markup=self.markup)
+        encodings = self.tokenizer(
+            [m.text for m in marked], return_tensors="pt", padding=True, padding_side="left",
+            return_offsets_mapping=True, return_special_tokens_mask=True,
+        )
+        offsets = encodings.pop("offset_mapping").tolist()
+        special = encodings.pop("special_tokens_mask").tolist()
+        rows = []
+        for row_offsets, row_special, item in zip(offsets, special, marked):
+            offsets_tuples = [tuple(pair) for pair in row_offsets]
+            mask = token_emphasis_mask(offsets_tuples, item.spans, [bool(s) for s in row_special])
+            check_spans_covered(mask, item.spans, offsets_tuples)
+            rows.append(mask)
+        return EncodedPrompts(encodings, torch.tensor(rows, dtype=torch.bool), marked)
+
+    @contextmanager
+    def steering(
+        self, encodings: BatchEncoding | dict[str, torch.Tensor], emphasis_mask: torch.Tensor,
+        prompt_mask: torch.Tensor | None = None,
+    ) -> Iterator[SteeringState]:
+        """Low level: any call of `self.model` inside the block is steered.
+
+        emphasis_mask: [batch, tokens] bool over `encodings["input_ids"]`. prompt_mask defaults to
+        the attention mask (every real input token may be down-weighted).
+        """
+        if prompt_mask is None:
+            prompt_mask = encodings.get("attention_mask")
+            if prompt_mask is None:
+                prompt_mask = torch.ones_like(encodings["input_ids"])
+        with steering(self.model, self.heads, emphasis_mask, prompt_mask.bool(), self.config) as state:
+            yield state
+
+    # ----- generation ----------------------------------------------------------------------------
+    def generate(
+        self, prompts: str | Sequence[str], emphasize: Any = None, max_new_tokens: int = 32,
+        steer: bool = True, **generate_kwargs: Any,
+    ) -> str | list[str]:
+        """Greedy generation (unless overridden); returns the new text only, one string per prompt.
+
+        emphasize: None (read `**markup**`), one substring, or one list per prompt of substrings /
+        (start, end) character offsets. steer=False runs the plain model on the same clean text.
+        """
+        single = isinstance(prompts, str)
+        encoded = self.encode(prompts, emphasize)
+        settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "top_p": None, "top_k": None,
+                    "pad_token_id": self.tokenizer.pad_token_id, **generate_kwargs}
+        with torch.inference_mode(), self._maybe_steering(encoded, steer) as state:
+            output = self.model.generate(**encoded.encodings, **settings)
+        self._check_visited(state)
+        new_tokens = output[:, encoded.encodings["input_ids"].shape[1] :]
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return texts[0] if single else texts
+
+    def score(
+        self, prompt: str | Sequence[str], continuation: str | Sequence[str], emphasize: Any = None,
+        steer: bool = True,
+    ) -> float | list[float]:
+        """Sum of log-probabilities (nats) of `continuation` after `prompt`, teacher-forced.
+
+        The continuation is never emphasised nor down-weighted, as generated tokens in `generate`.
+        """
+        single = isinstance(prompt, str)
+        prompts = [prompt] if single else list(prompt)
+        continuations = [continuation] if isinstance(continuation, str) else list(continuation)
+        if len(prompts) != len(continuations):
+            raise ValueError(f"got {len(prompts)} prompts but {len(continuations)} continuations")
+        encoded = self.encode(prompts, emphasize)
+        scores = self._score_encoded(encoded, continuations, steer)
+        return scores[0] if single else scores
+
+    def _score_encoded(self, encoded: EncodedPrompts, continuations: list[str], steer: bool) -> list[float]:
+        cont_ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in continuations]
+        if any(not ids for ids in cont_ids):
+            raise ValueError("a continuation to score is empty")
+        batch = _append_continuations(encoded, cont_ids, self.tokenizer.pad_token_id)
+        longest = max(len(ids) for ids in cont_ids)
+        with torch.inference_mode(), self._maybe_steering(batch, steer) as state:
+            logits = self.model(**batch.encodings, logits_to_keep=longest + 1).logits[:, :-1].float()
+        self._check_visited(state)
+        log_probs = torch.log_softmax(logits, dim=-1)
+        scores = []
+        for row, ids in enumerate(cont_ids):
+            picked = log_probs[row, longest - len(ids) :].gather(-1, torch.tensor(ids)[:, None])
+            scores.append(float(picked.sum()))
+        return scores
+
+    # ----- helpers -------------------------------------------------------------------------------
+    @contextmanager
+    def _maybe_steering(self, encoded: EncodedPrompts, steer: bool) -> Iterator[SteeringState | None]:
+        if not steer:
+            yield None
+            return
+        if not bool(encoded.emphasis_mask.any()):
+            raise NoEmphasisError(
+                "nothing is emphasised: mark text with **...** or pass emphasize=[...] "
+                "(or steer=False for the plain model)"
+            )
+        with self.steering(encoded.encodings, encoded.emphasis_mask, encoded.prompt_mask) as state:
+            yield state
+
+    def _check_visited(self, state: SteeringState | None) -> None:
+        if state is None:
+            return
+        missing = sorted({layer for layer, _ in self.heads.layers} - state.visited)
+        if missing:
+            raise UnsupportedModelError(
+                f"layers {missing} were never steered: their attention does not dispatch through "
+                "transformers' AttentionInterface"
+            )
+
+
+def _append_continuations(encoded: EncodedPrompts, cont_ids: list[list[int]], pad_id: int) -> EncodedPrompts:
+    """Append each row's continuation and re-left-pad; the continuation is outside the prompt mask."""
+    ids, attention, prompt, emphasis = [], [], [], []
+    for row, cont in enumerate(cont_ids):
+        keep = encoded.encodings["attention_mask"][row].bool()
+        row_ids = encoded.encodings["input_ids"][row][keep].tolist() + cont
+        ids.append(row_ids)
+        prompt.append([True] * int(keep.sum()) + [False] * len(cont))
+        emphasis.append(encoded.emphasis_mask[row][keep].tolist() + [False] * len(cont))
+    width = max(len(row) for row in ids)
+
+    def left_pad(rows: list[list[Any]], value: Any) -> torch.Tensor:
+        return torch.tensor([[value] * (width - len(row)) + row for row in rows])
+
+    encodings = BatchEncoding({
+        "input_ids": left_pad(ids, pad_id),
+        "attention_mask": left_pad([[1] * len(row) for row in ids], 0),
+    })
+    return EncodedPrompts(encodings, left_pad(emphasis, False), encoded.marked, left_pad(prompt, False))

@@ -1,0 +1,109 @@
+"""The steered attention functions, registered with transformers' `AttentionInterface`.
+
+Two implementations are registered, each with its matching mask function:
+- `attnsteer_sdpa`: torch's scaled_dot_product_attention, the bias passed as a float mask;
+- `attnsteer_eager`: the model's own eager attention (needed for logit soft-capping, Gemma 2),
+  the bias added to its float mask, so it lands after the soft-cap.
+Layers with no steered head, and every call made while nothing is steered, run the stock path.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
+
+from attnsteer.errors import UnsupportedModelError
+from attnsteer.steering.state import active_state
+
+STEERED_SDPA = "attnsteer_sdpa"
+STEERED_EAGER = "attnsteer_eager"
+
+
+def steered_sdpa_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """sdpa with the PASTA bias. query: [batch, heads, queries, dim]; key/value: [batch, kv_heads, keys, dim]."""
+    bias = _layer_bias(module, query, key)
+    if bias is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    if kwargs.get("position_bias") is not None:
+        raise UnsupportedModelError(f"{type(module).__name__} already uses a position bias; use the eager path")
+    return sdpa_attention_forward(module, query, key, value, attention_mask, position_bias=bias, **kwargs)
+
+
+def steered_eager_forward(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The model's eager attention with the bias folded into its float mask [batch, heads, queries, keys]."""
+    eager = model_eager_attention(module)
+    bias = _layer_bias(module, query, key)
+    if bias is not None:
+        attention_mask = _add_bias_to_float_mask(attention_mask, bias, query.shape[2])
+    return eager(module, query, key, value, attention_mask, **kwargs)
+
+
+def _layer_bias(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor | None:
+    state = active_state()
+    if state is None:
+        return None
+    return state.bias_for(module.layer_idx, query, key.shape[2])
+
+
+def _add_bias_to_float_mask(mask: torch.Tensor | None, bias: torch.Tensor, num_queries: int) -> torch.Tensor:
+    """mask: [batch, 1, queries, keys] (0 / dtype-min) or None (plain causal); bias: [batch, heads, 1, keys]."""
+    if mask is None:
+        num_keys = bias.shape[-1]
+        query_pos = torch.arange(num_keys - num_queries, num_keys, device=bias.device)[:, None]
+        allowed = torch.arange(num_keys, device=bias.device)[None, :] <= query_pos
+        mask = torch.zeros(allowed.shape, dtype=bias.dtype, device=bias.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(bias.dtype).min)[None, None]
+    mask = mask[..., : bias.shape[-1]]
+    return torch.where(mask > torch.finfo(mask.dtype).min, mask + bias, mask)
+
+
+def model_eager_attention(module: torch.nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor | None]]:
+    """The `eager_attention_forward` defined next to the module's class (each model has its own)."""
+    source = inspect.getmodule(type(module))
+    eager = getattr(source, "eager_attention_forward", None)
+    if eager is None:
+        raise UnsupportedModelError(
+            f"{type(module).__name__} defines no eager_attention_forward; use the sdpa path for this model"
+        )
+    return eager
+
+
+def _recording_mask(inner: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a mask function so the active steering state learns where this forward's queries end."""
+
+    def mask_function(*, q_length: int, q_offset: int = 0, **kwargs: Any) -> Any:
+        state = active_state()
+        if state is not None:
+            state.note_query(int(q_offset), q_length)
+        return inner(q_length=q_length, q_offset=q_offset, **kwargs)
+
+    mask_function.__name__ = f"attnsteer_{inner.__name__}"
+    return mask_function
+
+
+def register_steered_attention() -> None:
+    """Register both steered implementations (idempotent; safe to call at every install)."""
+    AttentionInterface.register(STEERED_SDPA, steered_sdpa_forward)
+    AttentionInterface.register(STEERED_EAGER, steered_eager_forward)
+    AttentionMaskInterface.register(STEERED_SDPA, _recording_mask(sdpa_mask))
+    AttentionMaskInterface.register(STEERED_EAGER, _recording_mask(eager_mask))

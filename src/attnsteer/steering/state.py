@@ -1,0 +1,91 @@
+"""Steering state for one call, carried in a contextvar so threads and requests never share it."""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+
+from attnsteer.steering.bias import keys_bias, layer_bias
+
+_ACTIVE: contextvars.ContextVar[SteeringState | None] = contextvars.ContextVar("attnsteer_state", default=None)
+
+
+@dataclass
+class SteeringState:
+    """What the steered attention needs during the forward passes of one call.
+
+    token_bias: [batch, tokens] float, the per-position score bias (see `bias.token_bias`), indexed
+        by absolute position in the input the call started with.
+    weights: {layer: [batch or 1, heads] float}, how much of the bias each head gets (1.0 = PASTA).
+    query_end: absolute position just past the current forward's last query; set by the mask
+        function each forward (so keys map to absolute positions, also for sliding-window caches).
+    visited: layers whose steered attention ran (to check that nothing was silently unsteered).
+    """
+
+    token_bias: torch.Tensor
+    weights: dict[int, torch.Tensor]
+    query_end: int | None = None
+    query_length: int | None = None
+    visited: set[int] = field(default_factory=set)
+    _key_cache: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
+
+    def note_query(self, q_offset: int, q_length: int) -> None:
+        """Called by the mask function at the start of every forward."""
+        self.query_end = int(q_offset) + int(q_length)
+        self.query_length = int(q_length)
+        self._key_cache.clear()
+
+    def bias_for(self, layer: int, query: torch.Tensor, num_keys: int) -> torch.Tensor | None:
+        """The bias [batch, heads, 1, keys] for `layer`, or None if the layer steers no head.
+
+        query: [batch, heads, queries, head_dim], used for shapes, device and dtype.
+        """
+        weights = self.weights.get(layer)
+        if weights is None:
+            return None
+        self.visited.add(layer)
+        key_start = self._key_start(query.shape[2], num_keys)
+        cached = self._key_cache.get((key_start, num_keys))
+        if cached is None:
+            cached = keys_bias(self.token_bias, key_start, num_keys).to(query.device)
+            self._key_cache[(key_start, num_keys)] = cached
+        _check_shapes(layer, weights, cached, query)
+        return layer_bias(cached, weights.to(query.device), query.dtype)
+
+    def _key_start(self, num_queries: int, num_keys: int) -> int:
+        if self.query_end is None or self.query_length != num_queries:
+            raise RuntimeError(
+                "attnsteer could not locate the keys: the causal mask was not built by transformers for this "
+                "forward (pass a 2D attention_mask or none, not a prepared 4D mask)"
+            )
+        # Keys are the last `num_keys` positions ending at the current query (full layers hold all
+        # of them, sliding-window layers a suffix); a static cache holds a buffer from position 0.
+        return max(self.query_end - num_keys, 0)
+
+
+def _check_shapes(layer: int, weights: torch.Tensor, key_bias: torch.Tensor, query: torch.Tensor) -> None:
+    batch, heads = query.shape[0], query.shape[1]
+    if weights.shape[-1] != heads:
+        raise ValueError(f"layer {layer} has {heads} heads but the head weights have {weights.shape[-1]}")
+    for name, rows in (("emphasis", key_bias.shape[0]), ("head weights", weights.shape[0])):
+        if rows not in (1, batch):
+            raise ValueError(f"the {name} has {rows} rows but the model input has batch size {batch}")
+
+
+def active_state() -> SteeringState | None:
+    """The steering state of the current thread/task, or None when nothing is being steered."""
+    return _ACTIVE.get()
+
+
+@contextmanager
+def activate(state: SteeringState) -> Iterator[SteeringState]:
+    """Make `state` the active steering state for model calls inside the block."""
+    token = _ACTIVE.set(state)
+    try:
+        yield state
+    finally:
+        _ACTIVE.reset(token)

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import attnsteer.spans
+
+SPANS_DIR = Path(attnsteer.spans.__file__).parent
+SRC_DIR = SPANS_DIR.parent.parent
+HEAVY = ("torch", "transformers")
+
+# Loads attnsteer.spans without running attnsteer/__init__.py: checks this package alone.
+ISOLATED_IMPORT = f"""
+import sys, types
+stub = types.ModuleType("attnsteer")
+stub.__path__ = [{str(SRC_DIR / "attnsteer")!r}]
+sys.modules["attnsteer"] = stub
+"""
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return which heavy packages it left imported."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC_DIR), os.environ.get("PYTHONPATH", "")])}
+    probe = code + f"\nprint(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    return [name for name in result.stdout.strip().split(",") if name]
+
+
+def test_spans_package_alone_does_not_load_torch() -> None:
+    assert heavy_modules_after(ISOLATED_IMPORT + "import attnsteer.spans") == []
+
+
+def test_import_attnsteer_spans_does_not_load_torch() -> None:
+    loaded = heavy_modules_after("import sys, attnsteer.spans")
+    if loaded and heavy_modules_after("import sys, attnsteer"):
+        pytest.xfail(f"attnsteer/__init__.py itself imports {loaded} (outside attnsteer.spans)")
+    assert loaded == []
+
+
+def test_no_module_imports_heavy_packages() -> None:
+    files = sorted(SPANS_DIR.glob("*.py"))
+    assert len(files) >= 6
+    for path in files:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] not in HEAVY, f"{path.name} imports {name}"
