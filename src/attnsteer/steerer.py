@@ -13,7 +13,14 @@ from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 from attnsteer.errors import NoEmphasisError, UnsupportedModelError
 from attnsteer.heads.defaults import default_heads
 from attnsteer.heads.head_config import HeadConfig, HeadSpec
-from attnsteer.spans import MarkedText, MarkupStyle, check_spans_covered, resolve_batch, token_emphasis_mask
+from attnsteer.spans import (
+    DEFAULT_MARKUP,
+    MarkedText,
+    MarkupStyle,
+    check_spans_covered,
+    resolve_batch,
+    token_emphasis_mask,
+)
 from attnsteer.steering.config import SteeringConfig, SteeringMode
 from attnsteer.steering.context import model_shape, steering
 from attnsteer.steering.install import check_supported
@@ -51,7 +58,7 @@ class Steerer:
         heads: HeadSpec | None = None,
         alpha: float = 0.01,
         mode: SteeringMode = "exclude",
-        markup: MarkupStyle | None = MarkupStyle(),
+        markup: MarkupStyle | None = DEFAULT_MARKUP,
     ) -> None:
         check_supported(model)
         if not getattr(tokenizer, "is_fast", False):
@@ -89,7 +96,7 @@ class Steerer:
         offsets = encodings.pop("offset_mapping").tolist()
         special = encodings.pop("special_tokens_mask").tolist()
         rows = []
-        for row_offsets, row_special, item in zip(offsets, special, marked):
+        for row_offsets, row_special, item in zip(offsets, special, marked, strict=True):
             offsets_tuples = [tuple(pair) for pair in row_offsets]
             mask = token_emphasis_mask(offsets_tuples, item.spans, [bool(s) for s in row_special])
             check_spans_covered(mask, item.spans, offsets_tuples)
@@ -194,7 +201,7 @@ class Steerer:
 
 def _append_continuations(encoded: EncodedPrompts, cont_ids: list[list[int]], pad_id: int) -> EncodedPrompts:
     """Append each row's continuation and re-left-pad; the continuation is outside the prompt mask."""
-    ids, attention, prompt, emphasis = [], [], [], []
+    ids, prompt, emphasis = [], [], []
     for row, cont in enumerate(cont_ids):
         keep = encoded.encodings["attention_mask"][row].bool()
         row_ids = encoded.encodings["input_ids"][row][keep].tolist() + cont

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnsteer import HeadConfig, SteeringConfig, steering
+from attnsteer import HeadConfig, SteeringConfig
+from attnsteer.steering import steering
 from tests.steering.reference import ReferenceSpec, multiplier, reference_steering
 from tests.tiny_models import ARCHITECTURES, SLIDING_WINDOW_ARCHITECTURES, tiny_model
 
