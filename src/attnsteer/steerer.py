@@ -85,9 +85,8 @@ class Steerer:
     # ----- encoding ------------------------------------------------------------------------------
     def encode(self, prompts: str | Sequence[str], emphasize: Any = None) -> EncodedPrompts:
         """Resolve markup/substrings/char spans and tokenise (left padding)."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if isinstance(emphasize, (str, tuple)) and len(prompts) == 1:
-            emphasize = [[emphasize]] if isinstance(emphasize, tuple) else [emphasize]
+        if isinstance(prompts, str):
+            prompts, emphasize = [prompts], _single_prompt_emphasis(emphasize)
         marked = resolve_batch(prompts, emphasize, markup=self.markup)
         encodings = self.tokenizer(
             [m.text for m in marked], return_tensors="pt", padding=True, padding_side="left",
@@ -150,11 +149,10 @@ class Steerer:
         The continuation is never emphasised nor down-weighted, as generated tokens in `generate`.
         """
         single = isinstance(prompt, str)
-        prompts = [prompt] if single else list(prompt)
         continuations = [continuation] if isinstance(continuation, str) else list(continuation)
-        if len(prompts) != len(continuations):
-            raise ValueError(f"got {len(prompts)} prompts but {len(continuations)} continuations")
-        encoded = self.encode(prompts, emphasize)
+        encoded = self.encode(prompt, emphasize)
+        if len(encoded.marked) != len(continuations):
+            raise ValueError(f"got {len(encoded.marked)} prompts but {len(continuations)} continuations")
         scores = self._score_encoded(encoded, continuations, steer)
         return scores[0] if single else scores
 
@@ -197,6 +195,14 @@ class Steerer:
                 f"layers {missing} were never steered: their attention does not dispatch through "
                 "transformers' AttentionInterface"
             )
+
+
+def _single_prompt_emphasis(emphasize: Any) -> list[Any] | None:
+    """For one prompt, accept its emphasis as is ("Rome", ["Rome", (3, 9)]) or in batch form ([["Rome"]])."""
+    if emphasize is None:
+        return None
+    is_batch_form = isinstance(emphasize, list) and len(emphasize) == 1 and isinstance(emphasize[0], list)
+    return emphasize if is_batch_form else [emphasize]
 
 
 def _append_continuations(encoded: EncodedPrompts, cont_ids: list[list[int]], pad_id: int) -> EncodedPrompts:

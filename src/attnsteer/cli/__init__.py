@@ -1,0 +1,1 @@
+"""Command-line interface (`attnsteer ...`), built with typer."""

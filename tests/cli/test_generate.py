@@ -1,0 +1,70 @@
+"""`attnsteer generate` on a tiny model saved to a temp dir; bad input exits 2 with a message."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from attnsteer.cli.main import app
+from tests.tiny_models import tiny_model
+
+PROMPT = "Previously, The Eiffel Tower is located in Paris. **Currently, The Eiffel Tower is located in Rome.** The"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer):
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model("llama").save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["generate", *args])
+
+
+def test_generate_and_compare(model_dir):
+    result = run(PROMPT, "--model", str(model_dir), "--heads", "0.1,2", "--max-new-tokens", "3")
+    assert result.exit_code == 0, result.output
+    compared = run(PROMPT, "--model", str(model_dir), "--heads", "0.1,2", "--max-new-tokens", "3", "--compare")
+    assert compared.exit_code == 0, compared.output
+    assert "plain" in compared.output and "steered" in compared.output
+    assert "0.1,2.0,2.1,2.2,2.3" in compared.output.replace("\n", "").replace(" ", "")
+
+
+def test_emphasize_option(model_dir):
+    plain_prompt = PROMPT.replace("**", "")
+    result = run(plain_prompt, "--model", str(model_dir), "--heads", "1", "-e", "Rome", "-e", "Paris")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["-e", "Berlin"], "Berlin"),
+    (["--heads", "0.9"], "head 9 of layer 0 is out of range"),
+    (["--heads", "7"], "layer 7 is out of range"),
+    (["--alpha", "0"], "alpha must be in (0, 1]"),
+    (["--alpha", "1.5"], "alpha must be in (0, 1]"),
+    (["--mode", "sideways"], "mode must be one of"),
+])
+def test_bad_input_exits_2_with_the_reason(model_dir, args, message):
+    result = run(PROMPT, "--model", str(model_dir), "--heads", "1", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unbalanced_markup_and_empty_prompt(model_dir):
+    for prompt, message in (("Paris **Rome", "never closed"), ("", "empty")):
+        result = run(prompt, "--model", str(model_dir), "--heads", "1")
+        assert result.exit_code == 2 and message in result.output.lower(), result.output
+
+
+def test_console_script_is_installed():
+    script = shutil.which("attnsteer") or str(Path(sys.executable).parent / "attnsteer")
+    result = subprocess.run([script, "generate", "--help"], capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and "--compare" in result.stdout

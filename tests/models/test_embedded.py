@@ -1,0 +1,45 @@
+"""The real embedded model (Gemma 3 270M): loading, its default heads, and the paper's effect."""
+
+from __future__ import annotations
+
+import pytest
+
+from attnsteer import Steerer
+from attnsteer.models import EMBEDDED_MODEL_ID, model_identity
+
+pytestmark = pytest.mark.embedded
+
+EIFFEL = ("Previously, The Eiffel Tower is located in Paris. **Currently, The Eiffel Tower is located in Rome.** "
+          "The Eiffel Tower is located in the city of")
+
+
+def test_embedded_model_shape_and_identity(embedded):
+    model, tokenizer = embedded
+    assert model_identity(model) == EMBEDDED_MODEL_ID
+    assert (model.config.num_hidden_layers, model.config.num_attention_heads) == (18, 4)
+    assert model.config.num_key_value_heads == 1  # GQA / MQA
+    assert model.config._attn_implementation == "attnsteer_sdpa"
+    assert tokenizer.is_fast
+
+
+def test_eiffel_tower_answers_rome_steered_and_paris_plain(embedded):
+    steerer = Steerer(*embedded)  # the shipped default heads
+    steered = steerer.generate(EIFFEL, max_new_tokens=4)
+    plain = steerer.generate(EIFFEL, max_new_tokens=4, steer=False)
+    assert steered.split()[0].strip(".,") == "Rome", steered
+    assert plain.split()[0].strip(".,") == "Paris", plain
+
+
+def test_steering_moves_probability_to_the_new_fact(embedded):
+    steerer = Steerer(*embedded)
+    margin = {
+        steer: steerer.score(EIFFEL, " Rome", steer=steer) - steerer.score(EIFFEL, " Paris", steer=steer)
+        for steer in (False, True)
+    }
+    assert margin[False] < 0 < margin[True]
+
+
+def test_all_heads_degenerate_as_the_paper_reports(embedded):
+    steered = Steerer(*embedded, heads="all").generate(EIFFEL, max_new_tokens=6)
+    words = steered.split()
+    assert len(words) >= 3 and len(set(words)) <= 2, steered  # e.g. "Rome Rome Rome Rome"

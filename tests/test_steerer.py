@@ -1,0 +1,110 @@
+"""The high-level API on a tiny random Llama: spans in every form, batching, scoring, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnsteer import SteeringConfig, Steerer
+from attnsteer.errors import (
+    EmptyPromptError, HeadConfigError, MarkupError, NoEmphasisError, SpanError, SteeringConfigError,
+    UnsupportedModelError,
+)
+from attnsteer.steering import steering
+from tests.tiny_models import tiny_model
+
+FACT = "Previously, The Eiffel Tower is located in Paris. Currently, The Eiffel Tower is located in Rome."
+NEW = "Currently, The Eiffel Tower is located in Rome."
+
+
+@pytest.fixture(scope="module")
+def steerer(tokenizer):
+    return Steerer(tiny_model("llama"), tokenizer, heads="0.1,1.2,2")
+
+
+def test_markup_substring_and_offsets_give_the_same_emphasis(steerer):
+    start = FACT.index(NEW)
+    by_markup = steerer.encode(FACT.replace(NEW, f"**{NEW}**"))
+    by_substring = steerer.encode(FACT, emphasize=[[NEW]])
+    by_offsets = steerer.encode(FACT, emphasize=[[(start, start + len(NEW))]])
+    by_single_list = steerer.encode(FACT, emphasize=[NEW])
+    by_bare_string = steerer.encode(FACT, emphasize=NEW)
+    for other in (by_substring, by_offsets, by_single_list, by_bare_string):
+        assert torch.equal(other.emphasis_mask, by_markup.emphasis_mask)
+        assert torch.equal(other.encodings["input_ids"], by_markup.encodings["input_ids"])
+    ids = by_markup.encodings["input_ids"][0][by_markup.emphasis_mask[0]]
+    assert steerer.tokenizer.decode(ids).strip() == NEW
+    assert not by_markup.emphasis_mask[0, 0]  # BOS is never emphasised
+
+
+def test_batched_generation_equals_one_by_one(steerer):
+    prompts = [FACT, "She is a nurse who works at the hospital."]
+    spans = [[NEW], ["a nurse"]]
+    batched = steerer.generate(prompts, emphasize=spans, max_new_tokens=6)
+    alone = [steerer.generate(p, emphasize=[s], max_new_tokens=6) for p, s in zip(prompts, spans, strict=True)]
+    assert batched == alone
+    assert isinstance(steerer.generate(f"**{NEW}** The", max_new_tokens=2), str)
+
+
+def test_score_matches_manual_log_probs(steerer, tokenizer):
+    prompt, continuation = f"{FACT} The city is", " Rome"
+    steered = steerer.score(prompt, continuation, emphasize=[NEW])
+    plain = steerer.score(prompt, continuation, emphasize=[NEW], steer=False)
+    encoded = steerer.encode(prompt, emphasize=[NEW])
+    cont_ids = tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    ids = torch.cat([encoded.encodings["input_ids"], torch.tensor([cont_ids])], dim=1)
+    emphasis = torch.cat([encoded.emphasis_mask, torch.zeros(1, len(cont_ids), dtype=torch.bool)], dim=1)
+    prompt_mask = torch.ones_like(ids, dtype=torch.bool)
+    prompt_mask[:, -len(cont_ids) :] = False
+    with torch.no_grad(), steering(steerer.model, steerer.heads, emphasis, prompt_mask, SteeringConfig()):
+        log_probs = torch.log_softmax(steerer.model(input_ids=ids).logits[0], -1)
+    start = encoded.encodings["input_ids"].shape[1]
+    manual = sum(float(log_probs[start - 1 + i, token]) for i, token in enumerate(cont_ids))
+    assert steered == pytest.approx(manual, abs=1e-4)
+    assert abs(steered - plain) > 1e-4
+    batch = steerer.score([prompt, prompt], [continuation, " Paris"], emphasize=[[NEW], [NEW]])
+    assert batch[0] == pytest.approx(steered, abs=1e-4)
+    assert batch[1] == pytest.approx(steerer.score(prompt, " Paris", emphasize=[NEW]), abs=1e-4)
+
+
+@pytest.mark.parametrize(("prompt", "emphasize", "error", "message"), [
+    (FACT, [["Berlin"]], SpanError, "Berlin"),
+    (FACT, [[""]], SpanError, "empty"),
+    (FACT, [[(5, 5)]], SpanError, "empty"),
+    (FACT, [[(0, 10_000)]], SpanError, "10000"),
+    ("Previously **Paris.", None, MarkupError, "unclosed|unbalanced|Unbalanced"),
+    ("", None, EmptyPromptError, "empty"),
+    ("   ", [["x"]], EmptyPromptError, "empty"),
+    (FACT, None, NoEmphasisError, r"\*\*...\*\*"),
+])
+def test_bad_input_raises_a_clear_error(steerer, prompt, emphasize, error, message):
+    with pytest.raises(error, match=message):
+        steerer.generate(prompt, emphasize=emphasize, max_new_tokens=1)
+
+
+def test_bad_heads_and_alpha_are_rejected(tokenizer):
+    model = tiny_model("llama")
+    with pytest.raises(HeadConfigError, match=r"head 4 of layer 0 is out of range: the model has heads 0..3"):
+        Steerer(model, tokenizer, heads="0.4")
+    with pytest.raises(HeadConfigError, match=r"layer 3 is out of range: the model has layers 0..2"):
+        Steerer(model, tokenizer, heads="3")
+    with pytest.raises(HeadConfigError, match=r"no default head set for model"):
+        Steerer(model, tokenizer)
+    for alpha in (0.0, -1.0, 2.0):
+        with pytest.raises(SteeringConfigError, match=r"alpha must be in \(0, 1\]"):
+            Steerer(model, tokenizer, heads="0", alpha=alpha)
+
+
+def test_model_without_attention_interface_is_rejected(tokenizer):
+    from transformers import FalconConfig, FalconForCausalLM
+
+    falcon = FalconForCausalLM(FalconConfig(vocab_size=384, hidden_size=32, num_hidden_layers=2,
+                                            num_attention_heads=4)).eval()
+    with pytest.raises(UnsupportedModelError, match="FalconForCausalLM does not dispatch attention"):
+        Steerer(falcon, tokenizer, heads="0")
+
+
+def test_with_options_shares_the_model(steerer):
+    other = steerer.with_options(heads="1.0", alpha=0.5, mode="include")
+    assert other.model is steerer.model and str(other.heads) == "1.0"
+    assert other.config == SteeringConfig(0.5, "include") and steerer.config == SteeringConfig()
