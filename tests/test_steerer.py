@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from attnsteer import SteeringConfig, Steerer
+from attnsteer import Steerer, SteeringConfig
 from attnsteer.errors import (
-    EmptyPromptError, HeadConfigError, MarkupError, NoEmphasisError, SpanError, SteeringConfigError,
+    EmptyPromptError,
+    HeadConfigError,
+    MarkupError,
+    NoEmphasisError,
+    SpanError,
+    SteeringConfigError,
     UnsupportedModelError,
 )
 from attnsteer.steering import steering
