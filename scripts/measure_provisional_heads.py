@@ -5,7 +5,8 @@ Until head profiling lands, the default set is chosen here, coarse to fine, in t
    margin log P(new target) - log P(true target) over unsteered, with the new fact emphasised;
 2. each single head of the 3 best layers is steered alone on TRAIN and ranked the same way;
 3. the top-N single heads for N in {1, 2, 4, 8} and the best whole layer are compared on the VALID
-   records by efficacy (% of records with P(new) > P(true)); the best set becomes package data.
+   records (rewrite and paraphrase prompts) by efficacy (% with P(new) > P(true)); the best set
+   (fewest heads on a tie) becomes package data.
 
 Records: a seed-0 permutation of data/counterfact_500.json; TRAIN = the first 40, VALID = the next 40.
 Run: .venv/bin/python scripts/measure_provisional_heads.py [--train 40] [--valid 40] [--write]
@@ -27,15 +28,17 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "src/attnsteer/heads/default_sets" / f"{EMBEDDED_MODEL_ID}.json"
 
 
-def counterfact_items(records: list[dict]) -> list[tuple[str, str, str]]:
-    """(prompt with the new fact in **markup**, new target, true target) per record."""
+def counterfact_items(records: list[dict], paraphrases: bool = False) -> list[tuple[str, str, str]]:
+    """(prompt with the new fact in **markup**, new target, true target) per record (and paraphrase)."""
     items = []
     for record in records:
         rewrite = record["requested_rewrite"]
-        question = rewrite["prompt"].format(rewrite["subject"])
+        fact = rewrite["prompt"].format(rewrite["subject"])
         new, true = rewrite["target_new"]["str"], rewrite["target_true"]["str"]
-        prompt = f"Previously, {question} {true}. **Currently, {question} {new}.** {question}"
-        items.append((prompt, " " + new, " " + true))
+        questions = [fact] + (record["paraphrase_prompts"] if paraphrases else [])
+        for question in questions:
+            prompt = f"Previously, {fact} {true}. **Currently, {fact} {new}.** {question}"
+            items.append((prompt, " " + new, " " + true))
     return items
 
 
@@ -59,7 +62,7 @@ def main() -> None:
     records = json.loads((ROOT / "data/counterfact_500.json").read_text())
     random.Random(0).shuffle(records)
     train = counterfact_items(records[: args.train])
-    valid = counterfact_items(records[args.train : args.train + args.valid])
+    valid = counterfact_items(records[args.train : args.train + args.valid], paraphrases=True)
 
     model, tokenizer = attnsteer.load_model()
     base = attnsteer.Steerer(model, tokenizer, heads="0.0")
@@ -83,8 +86,11 @@ def main() -> None:
     for name, spec in candidates.items():
         results[name] = efficacy(margins(base.with_options(heads=spec), valid))
         print(f"valid efficacy {name} ({spec}): {results[name]:.1f}%", flush=True)
-    chosen = max(results, key=lambda name: (results[name], -len(candidates[name])))
-    heads = HeadConfig.parse(candidates[chosen], model.config.num_hidden_layers, model.config.num_attention_heads)
+    shape = model.config.num_hidden_layers, model.config.num_attention_heads
+    # Best efficacy; on a tie, the fewest heads (steering more heads than needed costs fluency).
+    sizes = {name: HeadConfig.parse(spec, *shape).num_heads_steered for name, spec in candidates.items()}
+    chosen = max(results, key=lambda name: (results[name], -sizes[name]))
+    heads = HeadConfig.parse(candidates[chosen], *shape)
     print(f"chosen: {chosen} = {heads}")
     if args.write:
         entry = {
