@@ -113,3 +113,26 @@ def test_with_options_shares_the_model(steerer):
     other = steerer.with_options(heads="1.0", alpha=0.5, mode="include")
     assert other.model is steerer.model and str(other.heads) == "1.0"
     assert other.config == SteeringConfig(0.5, "include") and steerer.config == SteeringConfig()
+
+
+def test_occurrence_all_emphasises_every_match(tokenizer):
+    model = tiny_model("llama")
+    text = "Rome is old. Paris is big. Rome is warm."
+    first = Steerer(model, tokenizer, heads="0").encode(text, emphasize="Rome")
+    every = Steerer(model, tokenizer, heads="0", occurrence="all").encode(text, emphasize="Rome")
+    assert tokenizer.decode(first.encodings["input_ids"][0][first.emphasis_mask[0]]).strip() == "Rome"
+    assert tokenizer.decode(every.encodings["input_ids"][0][every.emphasis_mask[0]]).replace(" ", "") == "RomeRome"
+    with pytest.raises(SpanError, match="occurrence must be one of 'first', 'all', got 'last'"):
+        Steerer(model, tokenizer, heads="0", occurrence="last")
+
+
+def test_static_cache_is_refused(steerer):
+    with pytest.raises(SteeringConfigError, match="cache_implementation='static' is not supported"):
+        steerer.generate(f"**{NEW}**", max_new_tokens=2, cache_implementation="static")
+
+
+def test_rows_without_emphasis_run_unsteered_in_a_batch(steerer):
+    prompts = [FACT, "She is a nurse who works at the hospital."]
+    batched = steerer.score(prompts, [" Rome", " She"], emphasize=[[NEW], []])
+    plain_second = steerer.score(prompts[1], " She", steer=False)
+    assert batched[1] == pytest.approx(plain_second, abs=1e-4)

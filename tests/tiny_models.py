@@ -27,13 +27,20 @@ ARCHITECTURES = {
     "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", {}),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel",
              {"n_embd": 64, "n_layer": 3, "n_head": 4, "n_positions": 256, "n_inner": 96}),
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", {}),
+    "gptj": ("GPTJConfig", "GPTJForCausalLM", {"n_embd": 64, "n_layer": 3, "n_head": 4, "rotary_dim": 8}),
+    "phi": ("PhiConfig", "PhiForCausalLM", {}),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", {"sliding_window": 6}),
+    "cohere": ("CohereConfig", "CohereForCausalLM", {}),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", {}),
 }
-SLIDING_WINDOW_ARCHITECTURES = ("mistral", "gemma2", "gemma3")
+SLIDING_WINDOW_ARCHITECTURES = ("mistral", "gemma2", "gemma3", "starcoder2")
 
 
 def tiny_model(name: str, attn_implementation: str = "sdpa", seed: int = 0) -> transformers.PreTrainedModel:
     config_class, model_class, extra = ARCHITECTURES[name]
-    fields = dict(COMMON) if name != "gpt2" else {"vocab_size": VOCAB, "bos_token_id": 1, "eos_token_id": 2}
+    own_names = name in ("gpt2", "gptj")  # configs with n_embd / n_layer / n_head
+    fields = {"vocab_size": VOCAB, "bos_token_id": 1, "eos_token_id": 2} if own_names else dict(COMMON)
     fields.update(extra)
     config = getattr(transformers, config_class)(**fields)
     torch.manual_seed(seed)

@@ -10,17 +10,19 @@ from typing import Any
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
-from attnsteer.errors import NoEmphasisError, UnsupportedModelError
+from attnsteer.errors import NoEmphasisError, SteeringConfigError, UnsupportedModelError
 from attnsteer.heads.defaults import default_heads
 from attnsteer.heads.head_config import HeadConfig, HeadSpec
 from attnsteer.spans import (
     DEFAULT_MARKUP,
     MarkedText,
     MarkupStyle,
+    Occurrence,
     check_spans_covered,
     resolve_batch,
     token_emphasis_mask,
 )
+from attnsteer.spans.substrings import check_occurrence
 from attnsteer.steering.config import SteeringConfig, SteeringMode
 from attnsteer.steering.context import model_shape, steering
 from attnsteer.steering.install import check_supported
@@ -49,6 +51,7 @@ class Steerer:
 
     heads: which heads to steer (any `HeadConfig.parse` form); None takes the model's default set.
     alpha, mode: see `SteeringConfig`. markup: the inline emphasis delimiters (None disables markup).
+    occurrence: which occurrences of a substring to emphasise, "first" or "all".
     """
 
     def __init__(
@@ -59,11 +62,13 @@ class Steerer:
         alpha: float = 0.01,
         mode: SteeringMode = "exclude",
         markup: MarkupStyle | None = DEFAULT_MARKUP,
+        occurrence: Occurrence = "first",
     ) -> None:
         check_supported(model)
+        check_occurrence(occurrence)
         if not getattr(tokenizer, "is_fast", False):
             raise UnsupportedModelError("attnsteer needs a fast tokenizer (with offset mapping) to locate spans")
-        self.model, self.tokenizer, self.markup = model, tokenizer, markup
+        self.model, self.tokenizer, self.markup, self.occurrence = model, tokenizer, markup, occurrence
         num_layers, num_heads = model_shape(model)
         self.heads = default_heads(model) if heads is None else HeadConfig.parse(heads, num_layers, num_heads)
         self.heads.validate(num_layers, num_heads)
@@ -87,7 +92,7 @@ class Steerer:
         """Resolve markup/substrings/char spans and tokenise (left padding)."""
         if isinstance(prompts, str):
             prompts, emphasize = [prompts], _single_prompt_emphasis(emphasize)
-        marked = resolve_batch(prompts, emphasize, markup=self.markup)
+        marked = resolve_batch(prompts, emphasize, markup=self.markup, occurrence=self.occurrence)
         encodings = self.tokenizer(
             [m.text for m in marked], return_tensors="pt", padding=True, padding_side="left",
             return_offsets_mapping=True, return_special_tokens_mask=True,
@@ -130,6 +135,11 @@ class Steerer:
         (start, end) character offsets. steer=False runs the plain model on the same clean text.
         """
         single = isinstance(prompts, str)
+        if generate_kwargs.get("cache_implementation") not in (None, "dynamic"):
+            raise SteeringConfigError(
+                f"cache_implementation={generate_kwargs['cache_implementation']!r} is not supported while "
+                "steering; use the default dynamic cache"
+            )
         encoded = self.encode(prompts, emphasize)
         settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "top_p": None, "top_k": None,
                     "pad_token_id": self.tokenizer.pad_token_id, **generate_kwargs}

@@ -34,8 +34,8 @@ def reference_attention(module, query, key, value, attention_mask, **kwargs):
     spec = _SPEC.get()
     steered = spec.heads.heads_in(module.layer_idx) if spec is not None else ()
     if steered:
-        factor = torch.ones(probs.shape[0], probs.shape[1], 1, probs.shape[-1], dtype=probs.dtype)
-        factor[:, list(steered), 0, :] = spec.multiplier[:, None, : probs.shape[-1]].to(probs.dtype)
+        factor = torch.ones(probs.shape[0], probs.shape[1], 1, probs.shape[-1], dtype=probs.dtype, device=probs.device)
+        factor[:, list(steered), 0, :] = spec.multiplier[:, None, : probs.shape[-1]].to(probs)
         probs = probs * factor
         probs = probs / probs.sum(dim=-1, keepdim=True)
     values = repeat_kv(value, query.shape[1] // value.shape[1])

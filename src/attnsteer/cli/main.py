@@ -45,6 +45,8 @@ def generate(
     alpha: Annotated[float, typer.Option(help="Factor on non-emphasised attention, in (0, 1].")] = 0.01,
     mode: Annotated[str, typer.Option(help="exclude (down-weight the rest) or include (up-weight the span).")]
     = "exclude",
+    occurrence: Annotated[str, typer.Option(help="Emphasise the first occurrence of each --emphasize "
+                          "text, or all of them.")] = "first",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 20,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the plain model and show both.")] = False,
     model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
@@ -57,12 +59,13 @@ def generate(
     emphasis = [list(emphasize)] if emphasize else None
     # Check what needs no model before the (slow) load.
     SteeringConfig(alpha=alpha, mode=mode)  # type: ignore[arg-type]
-    resolve_emphasis(prompt, emphasis[0] if emphasis else None)
+    resolve_emphasis(prompt, emphasis[0] if emphasis else None, occurrence=occurrence)  # type: ignore[arg-type]
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, alpha=alpha, mode=mode)  # type: ignore[arg-type]
+    steerer = Steerer(loaded, tokenizer, heads=heads, alpha=alpha, mode=mode,  # type: ignore[arg-type]
+                      occurrence=occurrence)  # type: ignore[arg-type]
     steered = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens)
     if not compare:
         typer.echo(steered)

@@ -25,7 +25,7 @@ def token_bias(emphasis_mask: torch.Tensor, prompt_mask: torch.Tensor, config: S
     """
     emphasis = emphasis_mask.bool() & prompt_mask.bool()
     outside = prompt_mask.bool() & ~emphasis
-    bias = torch.zeros(emphasis.shape, dtype=torch.float32)
+    bias = torch.zeros(emphasis.shape, dtype=torch.float32, device=emphasis.device)
     bias = bias.masked_fill(outside, config.outside_bias).masked_fill(emphasis, config.inside_bias)
     row_has_emphasis = emphasis.any(dim=-1, keepdim=True)
     return bias * row_has_emphasis
