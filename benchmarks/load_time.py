@@ -1,7 +1,8 @@
 """How long `load_model()` takes for the embedded model once its safetensors copy exists.
 
-Each case runs in a fresh process (median of --runs): `load_model()` against a plain transformers
-`from_pretrained` of the same cached directory, measured in the same run. Run:
+Each case runs in a fresh process (median of --runs), imports included: `load_model()` against a
+plain transformers `from_pretrained` of the same cached directory, and the bare imports (the floor
+any user pays), measured in the same run. Run:
     .venv/bin/python benchmarks/load_time.py [--runs 3]
 The first ever call converts the GGUF (~100 s); this script prepares that first and reports it.
 """
@@ -15,6 +16,7 @@ import sys
 import time
 
 CASES = {
+    "import torch + transformers": "import torch, transformers; transformers.AutoModelForCausalLM",
     "attnsteer.load_model()": "import attnsteer; attnsteer.load_model()",
     "plain from_pretrained": (
         "from transformers import AutoModelForCausalLM, AutoTokenizer\n"

@@ -22,6 +22,23 @@ def test_embedded_model_shape_and_identity(embedded):
     assert tokenizer.is_fast
 
 
+def test_fast_tokenizer_matches_transformers_auto_tokenizer(embedded):
+    from transformers import AutoTokenizer
+
+    from attnsteer.models.embedded import embedded_model_dir
+
+    _, tokenizer = embedded
+    reference = AutoTokenizer.from_pretrained(embedded_model_dir())
+    texts = [EIFFEL, "  two  spaces\nand a newline", "émoji 🎉 and 日本語", "<bos> literal", "a"]
+    for options in ({}, {"return_offsets_mapping": True}):
+        assert tokenizer(texts, **options).data == reference(texts, **options).data
+    batch = {"padding": True, "return_special_tokens_mask": True}
+    assert tokenizer(texts, **batch).data == reference(texts, **batch).data  # left padding, like Gemma's
+    ids = reference(EIFFEL)["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == reference.decode(ids, skip_special_tokens=True)
+    assert tokenizer.all_special_tokens == reference.all_special_tokens
+
+
 def test_eiffel_tower_answers_rome_steered_and_paris_plain(embedded):
     steerer = Steerer(*embedded)  # the shipped default heads
     steered = steerer.generate(EIFFEL, max_new_tokens=4)

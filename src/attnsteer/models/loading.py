@@ -8,7 +8,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.errors import AttnsteerError
-from attnsteer.models.embedded import EMBEDDED_MODEL_ID, prepare_embedded_model
+from attnsteer.models.embedded import EMBEDDED_MODEL_ID, load_embedded_tokenizer, prepare_embedded_model
 from attnsteer.steering.install import install
 
 
@@ -24,10 +24,11 @@ def load_model(
     name_or_path: None or "embedded" for the embedded Gemma 3 270M; else a directory or hub id
     loaded the usual transformers way (nothing is downloaded on machines without network).
     """
-    if name_or_path in (None, "embedded", EMBEDDED_MODEL_ID):
+    embedded = name_or_path in (None, "embedded", EMBEDDED_MODEL_ID)
+    if embedded:
         name_or_path = prepare_embedded_model()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        tokenizer = load_embedded_tokenizer(name_or_path) if embedded else AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
     except (OSError, ValueError) as error:
         raise ModelLoadError(f"cannot load a causal LM from {str(name_or_path)!r}: {error}") from None
