@@ -29,9 +29,9 @@ def encode(tokenizer, prompts, padding_side="left"):
     return enc, emphasis
 
 
-def steered_logits(model, enc, emphasis, heads=HEADS, alpha=0.01):
+def steered_logits(model, enc, emphasis, heads=HEADS, alpha=0.01, fast_prefill=True):
     mask = enc["attention_mask"].bool()
-    with torch.no_grad(), steering(model, heads, emphasis, mask, SteeringConfig(alpha=alpha)):
+    with torch.no_grad(), steering(model, heads, emphasis, mask, SteeringConfig(alpha=alpha), fast_prefill):
         return model(**enc).logits
 
 
@@ -42,18 +42,46 @@ def reference_logits(model, enc, emphasis, heads=HEADS, alpha=0.01):
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
-@pytest.mark.parametrize("implementation", ["sdpa", "eager"])
-def test_bias_path_equals_reference(architecture, implementation, tokenizer):
-    model = tiny_model(architecture, implementation)
+@pytest.mark.parametrize("path", ["sdpa-split-heads", "sdpa-full-mask", "eager"])
+def test_bias_path_equals_reference(architecture, path, tokenizer):
+    model = tiny_model(architecture, "eager" if path == "eager" else "sdpa")
     enc, emphasis = encode(tokenizer, PROMPTS)
     assert enc["input_ids"].shape[1] > 6  # longer than the tiny sliding windows
-    steered = steered_logits(model, enc, emphasis)
+    steered = steered_logits(model, enc, emphasis, fast_prefill=path != "sdpa-full-mask")
     reference = reference_logits(model, enc, emphasis)
     with torch.no_grad():
         plain = model(**enc).logits
     real = enc["attention_mask"].bool()
     assert (steered - reference)[real].abs().max() <= 1e-4
     assert (steered - plain)[real].abs().max() > 1e-3  # steering really changed something
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+def test_every_head_steered_and_per_row_head_weights(architecture, tokenizer):
+    """No unsteered group left (all heads), and rows steering different heads (profiling's batching)."""
+    model = tiny_model(architecture)
+    enc, emphasis = encode(tokenizer, PROMPTS)
+    every = HeadConfig.parse("all", 3, 4)
+    assert (steered_logits(model, enc, emphasis, every) - reference_logits(model, enc, emphasis, every)).abs()[
+        enc["attention_mask"].bool()].max() <= 1e-4
+    mask = enc["attention_mask"].bool()
+    with torch.no_grad(), steering(model, HeadConfig.from_dict({0: [0, 1]}), emphasis, mask) as state:
+        state.weights[0] = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])  # row 0: head 0; row 1: head 1
+        per_row = model(**enc).logits
+    for row, head in enumerate((0, 1)):
+        alone = steered_logits(model, enc, emphasis, HeadConfig.from_dict({0: [head]}))
+        assert (per_row[row] - alone[row])[mask[row]].abs().max() <= 1e-4
+
+
+def test_folded_bias_keeps_precision_in_bfloat16():
+    from attnsteer.steering.split_heads import _fold_bias
+
+    q = torch.randn(1, 2, 5, 16, dtype=torch.bfloat16)
+    bias = torch.tensor([-4.605170, 0.0, -0.693147, 2.302585, -9.21034]).repeat(1, 2, 1)
+    scale = 16**-0.5
+    _, k, _ = _fold_bias(q, torch.zeros(1, 2, 5, 16, dtype=torch.bfloat16), torch.zeros_like(q), bias, scale)
+    recovered = (k[..., 16].float() + k[..., 17].float()) * scale
+    assert (recovered - bias).abs().max() <= 1e-4  # bf16 alone would be off by ~2e-2
 
 
 @pytest.mark.parametrize("architecture", ["llama", "gemma3", "gemma2"])

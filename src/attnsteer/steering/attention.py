@@ -19,6 +19,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_mask
 
 from attnsteer.errors import UnsupportedModelError
+from attnsteer.steering.split_heads import split_heads_attention
 from attnsteer.steering.state import active_state
 
 STEERED_SDPA = "attnsteer_sdpa"
@@ -33,12 +34,20 @@ def steered_sdpa_forward(
     attention_mask: torch.Tensor | None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """sdpa with the PASTA bias. query: [batch, heads, queries, dim]; key/value: [batch, kv_heads, keys, dim]."""
-    bias = _layer_bias(module, query, key)
+    """sdpa with the PASTA bias. query: [batch, heads, queries, dim]; key/value: [batch, kv_heads, keys, dim].
+
+    Prefill (several queries) takes the split-heads fast path (`split_heads.py`); a decode step (one
+    query) passes the bias [batch, heads, 1, keys] as the mask, which costs O(heads * keys).
+    """
+    state = active_state()
+    bias = state.bias_for(module.layer_idx, query, key.shape[2]) if state is not None else None
     if bias is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     if kwargs.get("position_bias") is not None:
         raise UnsupportedModelError(f"{type(module).__name__} already uses a position bias; use the eager path")
+    if query.shape[2] > 1 and state.fast_prefill:
+        steered = state.steered_heads(module.layer_idx, query.device)
+        return split_heads_attention(module, query, key, value, attention_mask, bias, steered, **kwargs)
     return sdpa_attention_forward(module, query, key, value, attention_mask, position_bias=bias, **kwargs)
 
 

@@ -49,13 +49,16 @@ def steering(
     emphasis_mask: torch.Tensor,
     prompt_mask: torch.Tensor,
     config: SteeringConfig | None = None,
+    fast_prefill: bool = True,
 ) -> Iterator[SteeringState]:
     """Steer every call of `model` inside the block (this thread / task only).
 
     emphasis_mask: [batch, tokens] bool, True on emphasised input tokens.
     prompt_mask: [batch, tokens] bool, the tokens steering may down-weight; usually the
         attention mask. Tokens generated later are never down-weighted.
+    fast_prefill: see `SteeringState` (True: the split-heads path; False: the full bias mask).
     """
     state = build_state(model, heads, emphasis_mask, prompt_mask, config or SteeringConfig())
+    state.fast_prefill = fast_prefill
     with installed(model), activate(state):
         yield state

@@ -24,6 +24,8 @@ class SteeringState:
     query_end: absolute position just past the current forward's last query; set by the mask
         function each forward (so keys map to absolute positions, also for sliding-window caches).
     visited: layers whose steered attention ran (to check that nothing was silently unsteered).
+    fast_prefill: prefill steered layers through the split-heads path (no [B, H, T, S] mask); False
+        builds the full bias mask instead (kept to measure against, `benchmarks/overhead.py`).
     """
 
     token_bias: torch.Tensor
@@ -31,6 +33,7 @@ class SteeringState:
     query_end: int | None = None
     query_length: int | None = None
     visited: set[int] = field(default_factory=set)
+    fast_prefill: bool = True
     _key_cache: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def note_query(self, q_offset: int, q_length: int) -> None:
@@ -55,6 +58,10 @@ class SteeringState:
             self._key_cache[(key_start, num_keys)] = cached
         _check_shapes(layer, weights, cached, query)
         return layer_bias(cached, weights.to(query.device), query.dtype)
+
+    def steered_heads(self, layer: int, device: torch.device) -> torch.Tensor:
+        """[n] long: the heads of `layer` that any batch row steers."""
+        return self.weights[layer].abs().sum(dim=0).nonzero().flatten().to(device)
 
     def _key_start(self, num_queries: int, num_keys: int) -> int:
         if self.query_end is None or self.query_length != num_queries:
