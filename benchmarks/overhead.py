@@ -120,7 +120,7 @@ def run_case(implementation: str, shape: str, length: int, batch: int, runs: int
             started = time.perf_counter()
             for _ in range(decode_tokens):
                 mask = torch.cat([mask, torch.ones_like(token)], dim=1)
-                output = model(input_ids=token, attention_mask=mask, past_key_values=cache, use_cache=True)
+                output = model(input_ids=token, attention_mask=mask, cache=cache, use_cache=True)
                 token = output.logits[:, -1:].argmax(-1)
             synchronize(device)
             return time.perf_counter() - started

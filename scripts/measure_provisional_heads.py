@@ -8,7 +8,8 @@ Until head profiling lands, the default set is chosen here, coarse to fine, in t
    records (rewrite and paraphrase prompts) by efficacy (% with P(new) > P(true)); the best set
    (fewest heads on a tie) becomes package data.
 
-Records: a seed-0 permutation of data/counterfact_500.json; TRAIN = the first 40, VALID = the next 40.
+Records: a seed-0 permutation of src/attnsteer/tasks/data/counterfact_500.json; TRAIN = the first 40, VALID =
+the next 40 (all inside the counterfact task's train split, records 0-99 of the same permutation).
 Run: .venv/bin/python scripts/measure_provisional_heads.py [--train 40] [--valid 40] [--write]
 """
 
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--valid", type=int, default=40)
     parser.add_argument("--write", action="store_true", help="write the chosen set as package data")
     args = parser.parse_args()
-    records = json.loads((ROOT / "data/counterfact_500.json").read_text())
+    records = json.loads((ROOT / "src/attnsteer/tasks/data/counterfact_500.json").read_text())
     random.Random(0).shuffle(records)
     train = counterfact_items(records[: args.train])
     valid = counterfact_items(records[args.train : args.train + args.valid], paraphrases=True)

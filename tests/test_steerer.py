@@ -136,3 +136,15 @@ def test_rows_without_emphasis_run_unsteered_in_a_batch(steerer):
     batched = steerer.score(prompts, [" Rome", " She"], emphasize=[[NEW], []])
     plain_second = steerer.score(prompts[1], " She", steer=False)
     assert batched[1] == pytest.approx(plain_second, abs=1e-4)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+@pytest.mark.parametrize("steer", [True, False])
+def test_score_candidates_equals_scoring_each(architecture, steer, tokenizer):
+    steerer = Steerer(tiny_model(architecture), tokenizer, heads="0.1,1")
+    prompt = f"{FACT} The Eiffel Tower is located in the city of"  # longer than gemma3's tiny window
+    candidates = [" Rome", " Paris", " the capital of France"]
+    shared = steerer.score_candidates(prompt, candidates, emphasize=[NEW], steer=steer)
+    for (total, count), candidate in zip(shared, candidates, strict=True):
+        assert total == pytest.approx(steerer.score(prompt, candidate, emphasize=[NEW], steer=steer), abs=1e-4)
+        assert count == len(tokenizer(candidate, add_special_tokens=False)["input_ids"])

@@ -182,6 +182,37 @@ class Steerer:
             scores.append(float(picked.sum()))
         return scores
 
+    def score_candidates(
+        self, prompt: str, candidates: Sequence[str], emphasize: Any = None, steer: bool = True,
+    ) -> list[tuple[float, int]]:
+        """(sum log-prob in nats, number of tokens) of each candidate continuation of one prompt.
+
+        The prompt is encoded once (steered) and its KV cache shared by all candidates, which run as
+        one right-padded batch; equal to `score(prompt, candidate)` for each candidate.
+        """
+        encoded = self.encode(prompt, emphasize)
+        cont_ids = [self.tokenizer(text, add_special_tokens=False)["input_ids"] for text in candidates]
+        if not cont_ids or any(not ids for ids in cont_ids):
+            raise ValueError("give at least one candidate, none empty")
+        width = max(len(ids) for ids in cont_ids)
+        pad = self.tokenizer.pad_token_id
+        batch_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in cont_ids])
+        prompt_attention = encoded.encodings["attention_mask"].expand(len(cont_ids), -1)
+        attention = torch.cat([prompt_attention, _first_n(cont_ids, width)], dim=1)
+        with torch.inference_mode(), self._maybe_steering(encoded, steer) as state:
+            prefill = self.model(**encoded.encodings, use_cache=True, logits_to_keep=1)
+            cache = prefill.past_key_values
+            cache.batch_repeat_interleave(len(cont_ids))
+            logits = self.model(input_ids=batch_ids, attention_mask=attention.long(), cache=cache).logits
+        self._check_visited(state)
+        first = torch.log_softmax(prefill.logits[0, -1].float(), -1)
+        rest = torch.log_softmax(logits.float(), -1)
+        scores = []
+        for row, ids in enumerate(cont_ids):
+            total = float(first[ids[0]]) + sum(float(rest[row, i - 1, ids[i]]) for i in range(1, len(ids)))
+            scores.append((total, len(ids)))
+        return scores
+
     # ----- helpers -------------------------------------------------------------------------------
     @contextmanager
     def _maybe_steering(self, encoded: EncodedPrompts, steer: bool) -> Iterator[SteeringState | None]:
@@ -205,6 +236,11 @@ class Steerer:
                 f"layers {missing} were never steered: their attention does not dispatch through "
                 "transformers' AttentionInterface"
             )
+
+
+def _first_n(rows: list[list[int]], width: int) -> torch.Tensor:
+    """[len(rows), width] bool, True on each row's real tokens (a pad id may also be a real token)."""
+    return torch.tensor([[i < len(row) for i in range(width)] for row in rows])
 
 
 def _single_prompt_emphasis(emphasize: Any) -> list[Any] | None:

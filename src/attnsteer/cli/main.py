@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from attnsteer.errors import AttnsteerError
+from attnsteer.errors import AttnsteerError, SteeringConfigError
 
 app = typer.Typer(help="Tell a language model where to attend (PASTA attention steering).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -72,6 +72,93 @@ def generate(
         return
     plain = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens, steer=False)
     print_comparison(plain, steered, f"heads {steerer.heads}, alpha {alpha}, {mode}")
+
+
+def _floats(text: str, option: str) -> list[float]:
+    try:
+        return [float(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise SteeringConfigError(f"{option} takes comma-separated numbers, got {text!r}") from None
+
+
+@app.command("eval")
+@exits_2_on_bad_input
+def eval_command(
+    task: Annotated[str, typer.Option(help="Task(s), comma-separated: counterfact, biasbios, json_format, "
+                                      "pronoun_change.")],
+    method: Annotated[str, typer.Option(help="Method(s): zero-shot, marked (both variants), marked-star, "
+                                        "marked-quote, few-shot, pasta, few-shot+pasta, all.")] = "zero-shot,pasta",
+    heads: Annotated[str | None, typer.Option(help="Heads to steer (default: the model's set); with "
+                     "--num-heads, a ranked 'L.H,...' list or JSON list.")] = None,
+    alpha: Annotated[str, typer.Option(help="alpha, or several (comma-separated) for a sweep.")] = "0.01",
+    num_heads: Annotated[str | None, typer.Option(help="Sweep: top-n heads of the ranked --heads list, "
+                         "e.g. 1,2,4,8.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most N examples per task.")] = None,
+    split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+    k_shot: Annotated[int, typer.Option(min=1, help="Demonstrations for the few-shot methods.")] = 2,
+    batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 8,
+    data: Annotated[str | None, typer.Option(help="Your own data file in the task's format (one task).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model directory or hub id.")] = None,
+    json_out: Annotated[str | None, typer.Option("--json", help="Write results + every prediction here.")] = None,
+    plot: Annotated[str | None, typer.Option(help="Write PNG figures (and their numbers) to this folder.")] = None,
+) -> None:
+    """Evaluate methods on the PASTA paper's tasks and print the paper's Table 1 layout."""
+    from attnsteer.evaluation import expand_methods, results_table, run_evaluation, write_json
+    from attnsteer.steering.config import SteeringConfig
+    from attnsteer.tasks import get_task
+
+    tasks = [name.strip() for name in task.split(",") if name.strip()]
+    for name in tasks:
+        get_task(name)
+    methods = expand_methods(method.split(","))
+    alphas = _floats(alpha, "--alpha")
+    for value in alphas:
+        SteeringConfig(alpha=value)
+    counts = [int(value) for value in _floats(num_heads, "--num-heads")] if num_heads else []
+    if data and len(tasks) != 1:
+        raise SteeringConfigError("--data goes with exactly one --task")
+    from attnsteer.models import load_model
+
+    loaded, tokenizer = load_model(model)
+    report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, alphas=alphas, num_heads=counts,
+                            limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data)
+    header, rows = results_table(report.results)
+    print_table(header, rows, f"split {split}, alpha {alphas[0]}, model {model or 'embedded'}")
+    sweeps = {"alpha_sweep": report.alpha_sweep, "num_heads_sweep": report.num_heads_sweep}
+    if json_out:
+        write_json(report.results, json_out, {"sweeps": sweeps, "table": {"header": header, "rows": rows}})
+    if plot:
+        write_plots(plot, header, rows, report)
+
+
+def print_table(header: list[str], rows: list[list[str]], caption: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(caption=caption)
+    for name in header:
+        table.add_column(name.replace("/", "\n"), justify="left" if name == "method" else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console(width=max(120, 14 * len(header))).print(table)
+
+
+def write_plots(folder: str, header: list[str], rows: list[list[str]], report) -> None:
+    import json
+    from pathlib import Path
+
+    from attnsteer.plots.evaluation import plot_methods, plot_sweep
+
+    out = Path(folder)
+    written = [plot_methods(header, rows, out / "methods.png")]
+    if report.alpha_sweep:
+        written.append(plot_sweep(report.alpha_sweep, "alpha", out / "alpha_sweep.png", log_x=True))
+    if report.num_heads_sweep:
+        written.append(plot_sweep(report.num_heads_sweep, "num_heads", out / "num_heads_sweep.png"))
+    numbers = {"table": {"header": header, "rows": rows}, "alpha_sweep": report.alpha_sweep,
+               "num_heads_sweep": report.num_heads_sweep}
+    (out / "figures.json").write_text(json.dumps(numbers, indent=1) + "\n")
+    typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
 
 
 def print_comparison(plain: str, steered: str, caption: str) -> None:

@@ -1,0 +1,64 @@
+"""`attnsteer eval` end to end on a tiny random model: the table, the JSON, the figures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.tiny_models import tiny_model
+from typer.testing import CliRunner
+
+from attnsteer.cli.main import app
+from attnsteer.tasks import task_names
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer):
+    path = tmp_path_factory.mktemp("tiny-gemma3")
+    tiny_model("gemma3").save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_eval_every_task_and_method_writes_json_and_png(model_dir, tmp_path):
+    out = tmp_path / "results.json"
+    result = CliRunner().invoke(app, [
+        "eval", "--task", ",".join(task_names()), "--method", "all", "--limit", "3", "--model", str(model_dir),
+        "--heads", "0.1,1", "--json", str(out), "--plot", str(tmp_path / "plots"), "--batch-size", "2",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == set(task_names())
+    for task, by_method in data["results"].items():
+        assert set(by_method) == {"zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta"}
+        for metrics in by_method.values():
+            assert all(0.0 <= value for value in metrics.values()), (task, metrics)
+    assert all(run["predictions"] for run in data["runs"])
+    assert "average" in result.output and "few-shot+pasta" in result.output
+    png = tmp_path / "plots" / "methods.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_alpha_and_num_heads_sweeps(model_dir, tmp_path):
+    result = CliRunner().invoke(app, [
+        "eval", "--task", "counterfact", "--method", "pasta", "--limit", "2", "--model", str(model_dir),
+        "--heads", "1.2,0.1,2.0", "--alpha", "0.01,0.5", "--num-heads", "1,3", "--plot", str(tmp_path),
+    ])
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert [point["alpha"] for point in figures["alpha_sweep"]] == [0.01, 0.5]
+    assert [point["num_heads"] for point in figures["num_heads_sweep"]] == [1, 3]
+    assert (tmp_path / "alpha_sweep.png").exists() and (tmp_path / "num_heads_sweep.png").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--task", "counterfactt"], "counterfact"),
+    (["--task", "counterfact", "--method", "bold"], "unknown method 'bold'"),
+    (["--task", "counterfact", "--alpha", "2"], "alpha must be in (0, 1]"),
+    (["--task", "counterfact", "--alpha", "x"], "--alpha takes comma-separated numbers"),
+    (["--task", "counterfact,biasbios", "--data", "f.jsonl"], "--data goes with exactly one --task"),
+])
+def test_bad_eval_input_exits_2(args, message):
+    result = CliRunner().invoke(app, ["eval", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
