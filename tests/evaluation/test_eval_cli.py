@@ -25,6 +25,7 @@ def test_eval_every_task_and_method_writes_json_and_png(model_dir, tmp_path):
     result = CliRunner().invoke(app, [
         "eval", "--task", ",".join(task_names()), "--method", "all", "--limit", "3", "--model", str(model_dir),
         "--heads", "0.1,1", "--json", str(out), "--plot", str(tmp_path / "plots"), "--batch-size", "2",
+        "--markdown", str(tmp_path / "results.md"),
     ])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -35,6 +36,8 @@ def test_eval_every_task_and_method_writes_json_and_png(model_dir, tmp_path):
             assert all(0.0 <= value for value in metrics.values()), (task, metrics)
     assert all(run["predictions"] for run in data["runs"])
     assert "average" in result.output and "few-shot+pasta" in result.output
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown.startswith("Command: `attnsteer") and "| few-shot+pasta |" in markdown
     png = tmp_path / "plots" / "methods.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -101,6 +101,7 @@ def eval_command(
     model: Annotated[str | None, typer.Option(help="Model directory or hub id.")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Write results + every prediction here.")] = None,
     plot: Annotated[str | None, typer.Option(help="Write PNG figures (and their numbers) to this folder.")] = None,
+    markdown: Annotated[str | None, typer.Option(help="Write the table as Markdown (with this command).")] = None,
 ) -> None:
     """Evaluate methods on the PASTA paper's tasks and print the paper's Table 1 layout."""
     from attnsteer.evaluation import expand_methods, results_table, run_evaluation, write_json
@@ -129,6 +130,14 @@ def eval_command(
         write_json(report.results, json_out, {"sweeps": sweeps, "table": {"header": header, "rows": rows}})
     if plot:
         write_plots(plot, header, rows, report)
+    if markdown:
+        import shlex
+        from pathlib import Path
+
+        from attnsteer.evaluation import results_markdown
+
+        command = "attnsteer " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+        Path(markdown).write_text(results_markdown(header, rows, f"Command: `{command}`"))
 
 
 def print_table(header: list[str], rows: list[list[str]], caption: str) -> None:

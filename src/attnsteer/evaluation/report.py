@@ -46,3 +46,10 @@ def results_json(results: Sequence[EvalResult], extra: dict[str, Any] | None = N
 
 def write_json(results: Sequence[EvalResult], path: str | Path, extra: dict[str, Any] | None = None) -> None:
     Path(path).write_text(json.dumps(results_json(results, extra), indent=1) + "\n")
+
+
+def results_markdown(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str) -> str:
+    """The table as Markdown, under a caption line (the command that produced it, say)."""
+    lines = [caption, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
