@@ -22,7 +22,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
-from attnsteer.tasks.base import Task, TaskDataError, parse_jsonl, read_data_text, require
+from attnsteer.spans import CharSpan
+from attnsteer.tasks.base import Example, Task, TaskDataError, parse_jsonl, read_data_text, require
 
 PACKAGED_FILE = "biasbios_labhc_sample.jsonl"
 
@@ -135,3 +136,16 @@ class BiosTask(Task):
         bios = load_bios(data_file)
         self.occupations = tuple(sorted({*packaged_occupations(), *(bio.occupation for bio in bios)}))
         return bios
+
+    def instruction_example(self, record: Bio, instruction: str, answer: str, max_new_tokens: int) -> Example:
+        """One generate example: the bio, then `instruction` on its own line, emphasised."""
+        prompt = f"{record.text}\n{instruction}"
+        return Example(
+            id=f"{self.name}/{record.key}",
+            kind="generate",
+            prompt=prompt,
+            emphasis=(CharSpan(len(prompt) - len(instruction), len(prompt)),),
+            answer=answer,
+            max_new_tokens=max_new_tokens,
+            reference={"name": record.name, "occupation": record.occupation},
+        )

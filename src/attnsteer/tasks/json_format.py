@@ -10,7 +10,6 @@ Bios and names: see :mod:`attnsteer.tasks.bios`.
 
 from __future__ import annotations
 
-from attnsteer.spans import CharSpan
 from attnsteer.tasks.base import Example
 from attnsteer.tasks.bios import Bio, BiosTask
 from attnsteer.tasks.registry import register_task
@@ -44,17 +43,8 @@ class JsonFormat(BiosTask):
 
     def build_examples(self, record: Bio) -> list[Example]:
         """One generate example; the instruction is emphasised."""
-        instruction = instruction_for(record.name)
-        prompt = f"{record.text}\n{instruction}"
-        return [Example(
-            id=f"json_format/{record.key}",
-            kind="generate",
-            prompt=prompt,
-            emphasis=(CharSpan(len(prompt) - len(instruction), len(prompt)),),
-            answer=f' {{"name": "{record.name}", "occupation": "{record.occupation}"}}',
-            max_new_tokens=GENERATION_TOKENS,
-            reference={"name": record.name, "occupation": record.occupation},
-        )]
+        answer = f' {{"name": "{record.name}", "occupation": "{record.occupation}"}}'
+        return [self.instruction_example(record, instruction_for(record.name), answer, GENERATION_TOKENS)]
 
     def generation_metrics(self, example: Example, output: str) -> dict[str, float]:
         """``format_accuracy`` and ``prediction_accuracy`` (see the module doc)."""
