@@ -17,11 +17,13 @@ _PUBLIC = {
     "Steerer": "attnsteer.steerer",
     "SteeringConfig": "attnsteer.steering",
     "load_model": "attnsteer.models",
+    "evaluate": "attnsteer.evaluation",
 }
-__all__ = ["AttnsteerError", "HeadConfig", "Steerer", "SteeringConfig", "load_model"]
+__all__ = ["AttnsteerError", "HeadConfig", "Steerer", "SteeringConfig", "evaluate", "load_model"]
 
 if TYPE_CHECKING:
     from attnsteer.errors import AttnsteerError
+    from attnsteer.evaluation import evaluate
     from attnsteer.heads import HeadConfig
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer

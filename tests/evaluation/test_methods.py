@@ -38,3 +38,10 @@ def test_wrap_several_spans_and_demonstrations_are_seeded():
     assert pick_demonstrations(pool, 3, 0, "score") == pick_demonstrations(pool, 3, 0, "score")
     assert len(pick_demonstrations(pool, 3, 0, "score")) == 3
     assert pick_demonstrations(pool, 3, 0, "generate") == []
+
+
+def test_evaluate_is_public():
+    import attnsteer
+    from attnsteer.evaluation import evaluate
+
+    assert attnsteer.evaluate is evaluate
