@@ -11,17 +11,13 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsteer.cli.main import app
-from tests.tiny_models import tiny_model
 
 PROMPT = "Previously, The Eiffel Tower is located in Paris. **Currently, The Eiffel Tower is located in Rome.** The"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+def model_dir(tiny_model_dir):
+    return tiny_model_dir("llama")
 
 
 def run(*args: str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.tiny_models import tiny_model
 from typer.testing import CliRunner
 
 from attnsteer.cli.main import app
@@ -13,11 +12,8 @@ from attnsteer.tasks import task_names
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer):
-    path = tmp_path_factory.mktemp("tiny-gemma3")
-    tiny_model("gemma3").save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+def model_dir(tiny_model_dir):
+    return tiny_model_dir("gemma3")
 
 
 def test_eval_every_task_and_method_writes_json_and_png(model_dir, tmp_path):
