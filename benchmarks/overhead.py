@@ -9,7 +9,8 @@ prompt length T and batch size B, each implementation runs in a fresh process:
   original      eager attention + a cloned [B, H, T, S] mask per steered layer (benchmarks/original_pasta.py)
 and reports the median prefill latency (>= 3 runs after a warm-up), decode tokens/s (128 new tokens
 after the prompt, greedy, with the KV cache) and peak memory (CPU: the process's peak RSS from
-resource.getrusage; CUDA: torch.cuda.max_memory_allocated), with ratios to plain.
+resource.getrusage; CUDA: torch.cuda.max_memory_allocated), with ratios to plain, and the peak
+above what loading the model took (the memory the attention itself adds).
 
     python benchmarks/overhead.py                 # T in {512, 2048, 4096} x B in {1, 8}
     python benchmarks/overhead.py --quick         # T=2048, B=1; last line: overhead latency=<r> memory=<r>
@@ -107,6 +108,7 @@ def run_case(implementation: str, shape: str, length: int, batch: int, runs: int
              device: str) -> dict:
     model = build(shape, implementation, device)
     ids, attention, emphasis = inputs(model.config, length, batch, device)
+    loaded = peak_bytes(device)  # weights and start-up: what every implementation pays
     with torch.inference_mode(), ExitStack() as stack:
         stack.enter_context(steering_block(implementation, model, emphasis, attention))
 
@@ -128,13 +130,17 @@ def run_case(implementation: str, shape: str, length: int, batch: int, runs: int
         timed(prefill, device)  # warm-up
         prefill_seconds = [timed(prefill, device) for _ in range(runs)]
         decode_seconds = [decode() for _ in range(runs)] if decode_tokens else [math.nan]
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated()
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = peak_bytes(device)
     return {"prefill_s": statistics.median(prefill_seconds),
             "decode_tok_s": batch * decode_tokens / statistics.median(decode_seconds),
-            "peak_gib": peak / 2**30}
+            "peak_gib": peak / 2**30, "above_load_gib": (peak - loaded) / 2**30}
+
+
+def peak_bytes(device: str) -> int:
+    """Peak memory so far: CUDA allocations, or the process's peak RSS."""
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def estimated_gib(implementation: str, shape: str, length: int, batch: int, device: str) -> float:
@@ -195,7 +201,7 @@ def report(args) -> None:
     print(f"device={args.device} shape={args.shape} runs={args.runs} repeat={args.repeat} "
           f"decode_tokens={args.decode_tokens}")
     print(f"{'T':>6} {'B':>3} {'implementation':14} {'prefill s':>10} {'x plain':>8} {'decode tok/s':>13} "
-          f"{'x plain':>8} {'peak GiB':>9} {'x plain':>8}", flush=True)
+          f"{'x plain':>8} {'peak GiB':>9} {'x plain':>8} {'above load GiB':>15}", flush=True)
     for length in map(int, args.T.split(",")):
         for batch in map(int, args.batch.split(",")):
             results = measure_setting(args, implementations, length, batch)
@@ -237,8 +243,8 @@ def print_row(length: int, batch: int, implementation: str, result: dict, plain:
         return f"{result[key] / plain[key]:8.2f}" if plain and "error" not in plain else f"{'-':>8}"
 
     print(f"{length:>6} {batch:>3} {implementation:14} {result['prefill_s']:10.3f} {ratio('prefill_s')} "
-          f"{result['decode_tok_s']:13.1f} {ratio('decode_tok_s')} {result['peak_gib']:9.2f} {ratio('peak_gib')}",
-          flush=True)
+          f"{result['decode_tok_s']:13.1f} {ratio('decode_tok_s')} {result['peak_gib']:9.2f} {ratio('peak_gib')} "
+          f"{result.get('above_load_gib', math.nan):15.3f}", flush=True)
 
 
 def summarize(rows: list[dict]) -> None:
