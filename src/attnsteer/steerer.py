@@ -52,6 +52,7 @@ class Steerer:
     heads: which heads to steer (any `HeadConfig.parse` form); None takes the model's default set.
     alpha, mode: see `SteeringConfig`. markup: the inline emphasis delimiters (None disables markup).
     occurrence: which occurrences of a substring to emphasise, "first" or "all".
+    A tokenizer without a pad token gets its EOS token as pad token (set on the tokenizer).
     """
 
     def __init__(
