@@ -39,9 +39,12 @@ def run_evaluation(
                                for task in tasks for method in methods])
     steered = [method for method in methods if uses_steering(method)] or ["pasta"]
     if len(alphas) > 1:
+        # The table's runs already are the sweep's points at the first alpha.
+        table_runs = {(result.task, result.method): result.metrics for result in report.results}
         for alpha in alphas:
             variant = steerer.with_options(alpha=alpha)
-            report.alpha_sweep += _points(model, tokenizer, tasks, steered, variant, "alpha", alpha, options)
+            known = table_runs if alpha == alphas[0] else {}
+            report.alpha_sweep += _points(model, tokenizer, tasks, steered, variant, "alpha", alpha, options, known)
     if num_heads:
         ranking = ranked_heads(heads if heads is not None else steerer.heads)
         for count in num_heads:
@@ -50,9 +53,12 @@ def run_evaluation(
     return report
 
 
-def _points(model, tokenizer, tasks, methods, steerer, key, value, options) -> list[dict[str, Any]]:
+def _points(model, tokenizer, tasks, methods, steerer, key, value, options, known=None) -> list[dict[str, Any]]:
+    """One sweep point per (task, method); `known` holds metrics already measured with this steerer."""
+    known = known or {}
     return [{key: value, "task": task, "method": method,
-             "metrics": evaluate(model, tokenizer, task, method, steerer=steerer, **options).metrics}
+             "metrics": known.get((task, method))
+             or evaluate(model, tokenizer, task, method, steerer=steerer, **options).metrics}
             for task in tasks for method in methods]
 
 
