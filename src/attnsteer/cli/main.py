@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -183,6 +184,13 @@ def print_comparison(plain: str, steered: str, caption: str) -> None:
 
 def main() -> None:
     app(prog_name="attnsteer")
+
+
+# Commands that live in their own modules (cli/<name>.py): each does `@app.command(...)` when imported, so
+# importing this module gives the complete `app`. One entry per module, added by the module's author.
+SUBCOMMAND_MODULES: list[str] = []
+for _module in SUBCOMMAND_MODULES:
+    importlib.import_module(f"attnsteer.cli.{_module}")
 
 
 if __name__ == "__main__":
