@@ -214,6 +214,14 @@ class Steerer:
             scores.append((total, len(ids)))
         return scores
 
+    # ----- reused contexts -----------------------------------------------------------------------
+    def prepare_context(self, text: str, method: str = "llmsteer", **options: Any) -> Any:
+        """A `attnsteer.context.SteeredContext`: `text` prefilled once (LLMSteer, given spans or plain)
+        whose KV cache answers many queries; see `attnsteer.context.prepare_context` for `options`."""
+        from attnsteer.context import prepare_context
+
+        return prepare_context(self, text, method, **options)
+
     # ----- helpers -------------------------------------------------------------------------------
     @contextmanager
     def _maybe_steering(self, encoded: EncodedPrompts, steer: bool) -> Iterator[SteeringState | None]:

@@ -8,13 +8,13 @@ from attnsteer.tasks import Example, get_task, task_names
 from attnsteer.tasks.base import SPLITS
 
 
-@pytest.fixture(scope="module", params=["counterfact", "biasbios", "json_format", "pronoun_change"])
+@pytest.fixture(scope="module", params=["counterfact", "biasbios", "json_format", "pronoun_change", "squad", "gsm8k"])
 def task(request):
     return get_task(request.param)()
 
 
-def test_all_four_tasks_are_registered():
-    assert task_names() == ["biasbios", "counterfact", "json_format", "pronoun_change"]
+def test_all_tasks_are_registered():
+    assert task_names() == ["biasbios", "counterfact", "gsm8k", "json_format", "pronoun_change", "squad"]
 
 
 def test_emphasis_spans_are_non_empty_and_inside_the_prompt(task):

@@ -10,8 +10,11 @@ from attnsteer.errors import AttnsteerError
 from attnsteer.spans import CharSpan
 from attnsteer.tasks import Example
 
-METHODS = ("zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta")
-ALIASES = {"marked": ("marked-star", "marked-quote"), "all": METHODS}
+PAPER_METHODS = ("zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta")
+# The context methods run through attnsteer.context (tasks whose examples mark their context: squad, gsm8k).
+CONTEXT_METHODS = ("autopasta", "llmsteer")
+METHODS = PAPER_METHODS + CONTEXT_METHODS
+ALIASES = {"marked": ("marked-star", "marked-quote"), "all": PAPER_METHODS}
 DEMO_SEPARATOR = "\n\n"
 
 
@@ -28,7 +31,7 @@ class RenderedPrompt:
 
 
 def expand_methods(names: Sequence[str]) -> list[str]:
-    """'marked' -> both marked variants, 'all' -> every method; unknown names raise with the allowed ones."""
+    """'marked' -> both marked variants, 'all' -> the PASTA paper's six; unknown names raise with the allowed."""
     methods: list[str] = []
     for name in names:
         name = name.strip()
@@ -42,7 +45,7 @@ def expand_methods(names: Sequence[str]) -> list[str]:
 
 
 def uses_steering(method: str) -> bool:
-    return method.endswith("pasta")
+    return method.endswith("pasta") or method == "llmsteer"
 
 
 def render(method: str, example: Example, demonstrations: Sequence[Example] = ()) -> RenderedPrompt:

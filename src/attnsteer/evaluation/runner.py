@@ -10,7 +10,13 @@ from typing import Any
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from attnsteer.evaluation.methods import RenderedPrompt, expand_methods, pick_demonstrations, render
+from attnsteer.evaluation.methods import (
+    CONTEXT_METHODS,
+    RenderedPrompt,
+    expand_methods,
+    pick_demonstrations,
+    render,
+)
 from attnsteer.heads.head_config import HeadSpec
 from attnsteer.steerer import Steerer
 from attnsteer.tasks import Example, Task, get_task
@@ -66,8 +72,13 @@ def evaluate(
     demos = {kind: pick_demonstrations(pool, k_shot, seed, kind) for kind in ("score", "generate")}
     started = time.perf_counter()
     bar = tqdm(total=len(examples), desc=f"{task_object.name} / {method}", disable=not progress, leave=False)
-    predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar)
-    predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size, bar)
+    if method in CONTEXT_METHODS:
+        from attnsteer.context.evaluation import run_context_method
+
+        predictions = run_context_method(steerer, task_object, method, examples, bar)
+    else:
+        predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar)
+        predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size, bar)
     bar.close()
     metrics = task_object.aggregate([prediction["metrics"] for prediction in predictions])
     config = {"split": split, "limit": limit, "k_shot": k_shot, "seed": seed, "alpha": steerer.config.alpha,

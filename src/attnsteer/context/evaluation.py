@@ -1,0 +1,58 @@
+"""The `autopasta` and `llmsteer` evaluation methods: tasks whose examples mark their context.
+
+An example's prompt is split at `reference["context_end"]` into context and query. `llmsteer`
+prepares each distinct context once (a `ContextStore` per run, so SQuAD questions on one
+paragraph share its steered cache) and answers the query on it; `autopasta` runs the whole
+extraction + steered answer per example. Greedy, `example.max_new_tokens` new tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from attnsteer.context.autopasta import autopasta_generate
+from attnsteer.context.config import ContextError
+from attnsteer.context.prepare import prepare_context
+from attnsteer.context.store import ContextStore
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
+    from attnsteer.steerer import Steerer
+    from attnsteer.tasks import Example, Task
+
+
+def split_context(task: Task, method: str, example: Example) -> tuple[str, str]:
+    """(context, query) of an example; a task that marks no context is refused with the reason."""
+    end = example.reference.get("context_end")
+    if example.kind != "generate" or not isinstance(end, int) or not 0 < end < len(example.prompt):
+        raise ContextError(f"method {method!r} needs generation examples that mark their context "
+                           f"(tasks squad, gsm8k); task {task.name!r} example {example.id} does not")
+    return example.prompt[:end], example.prompt[end:]
+
+
+def run_context_method(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
+                       bar: tqdm) -> list[dict[str, Any]]:
+    """One prediction dict per example (as the runner's), with what each method chose."""
+    pairs = [split_context(task, method, example) for example in examples]
+    store = ContextStore()
+    predictions = []
+    for example, (context, query) in zip(examples, pairs, strict=True):
+        if method == "llmsteer":
+            prepared = prepare_context(steerer, context, "llmsteer", store=store)
+            output = prepared.generate(query, max_new_tokens=example.max_new_tokens)
+            chosen: dict[str, Any] = {"emphasised_tokens": prepared.emphasised_text}
+            metrics = task.generation_metrics(example, output)
+        else:
+            answer = autopasta_generate(steerer, context, query, example.max_new_tokens,
+                                        extraction_query=example.reference.get("question"))
+            output = answer.text
+            chosen = {"sentences": list(answer.sentences), "extraction": answer.extraction}
+            metrics = {**task.generation_metrics(example, output), "fell_back": float(answer.fell_back)}
+        predictions.append({"id": example.id, "prompt": example.prompt, "emphasis": None, "output": output,
+                            **chosen, "metrics": metrics})
+        bar.update()
+    if method == "llmsteer" and predictions:
+        predictions[-1]["context_store"] = store.stats()
+    return predictions
