@@ -1,0 +1,137 @@
+"""`create_app(steerer)`: the FastAPI app. Everything it needs lives on `app.state`, nothing in module globals."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from attnsteer.models.identity import model_identity
+from attnsteer.server.attention_view import attention_view
+from attnsteer.server.batching import BatchQueue
+from attnsteer.server.engine import BatchGenerator, GenerationJob
+from attnsteer.server.errors import install_error_handlers
+from attnsteer.server.prompts import PreparedPrompt, RequestError, prepare_attention, prepare_chat, prepare_completion
+from attnsteer.server.schemas import AttentionRequest, ChatCompletionRequest, CompletionRequest, SamplingFields
+from attnsteer.server.settings import ServerSettings
+from attnsteer.server.streams import (
+    RequestStream,
+    chat_body,
+    completion_body,
+    stream_chat,
+    stream_completion,
+)
+from attnsteer.steerer import Steerer
+
+STATIC = Path(__file__).parent / "static"
+
+
+class ServerCore:
+    """The steerer, the limits, the model lock and the batch queue of one app."""
+
+    def __init__(self, steerer: Steerer, settings: ServerSettings) -> None:
+        self.steerer, self.settings = steerer, settings
+        self.model_name = settings.model_name or model_identity(steerer.model)
+        self.model_lock = threading.Lock()
+        generator = BatchGenerator(steerer.model, steerer.tokenizer)
+        self.queue = BatchQueue(generator.run, settings.max_batch, settings.max_waiting, settings.batch_wait_s,
+                                self.model_lock)
+
+    def check_model(self, name: str) -> None:
+        if name != self.model_name:
+            raise RequestError("model", f"model {name!r} is not served here; this server serves {self.model_name!r}")
+
+    def max_tokens(self, asked: int | None) -> int:
+        if asked is None:
+            return self.settings.default_max_tokens
+        if asked > self.settings.max_tokens:
+            raise RequestError("max_tokens", f"max_tokens {asked} is above this server's limit "
+                                             f"{self.settings.max_tokens}")
+        return asked
+
+    def submit(self, rows: list[PreparedPrompt], fields: SamplingFields, max_tokens: int) -> RequestStream:
+        """Queue the rows (all or none: QueueFullError) and return the stream of their events."""
+        stream = RequestStream(asyncio.get_running_loop(), len(rows))
+        stream.jobs = [GenerationJob(row, max_tokens, stream.emitter(index), fields.temperature, fields.top_p,
+                                     fields.seed) for index, row in enumerate(rows)]
+        self.queue.submit(stream.jobs)
+        return stream
+
+
+def create_app(steerer: Steerer, settings: ServerSettings | None = None) -> FastAPI:
+    """An OpenAI-compatible app serving `steerer`'s model with per-request emphasis, and the playground at /."""
+    core = ServerCore(steerer, settings or ServerSettings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await run_in_threadpool(core.queue.close)
+
+    app = FastAPI(title="attnsteer", description="PASTA attention steering behind the OpenAI API", lifespan=lifespan)
+    app.state.core = core
+    install_error_handlers(app)
+    add_routes(app, core)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def add_routes(app: FastAPI, core: ServerCore) -> None:
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": core.model_name, "waiting_rows": core.queue.waiting,
+                "max_batch": core.settings.max_batch, "batches_run": len(core.queue.batch_sizes)}
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        entry = {"id": core.model_name, "object": "model", "created": 0, "owned_by": "attnsteer"}
+        return {"object": "list", "data": [entry]}
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest):
+        core.check_model(body.model)
+        max_tokens = core.max_tokens(body.max_tokens)
+        rows = prepare_completion(body, core.steerer, core.settings.max_prompt_tokens)
+        stream = core.submit(rows, body, max_tokens)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(stream_completion(stream, core.model_name, include_usage),
+                                     media_type="text/event-stream")
+        texts, ends = await stream.collect()
+        return completion_body(core.model_name, texts, ends)
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest):
+        core.check_model(body.model)
+        if body.max_tokens is not None and body.max_completion_tokens is not None:
+            raise RequestError("max_completion_tokens", "give max_tokens or max_completion_tokens, not both")
+        max_tokens = core.max_tokens(body.max_completion_tokens or body.max_tokens)
+        row = prepare_chat(body, core.steerer, core.settings.max_prompt_tokens)
+        stream = core.submit([row], body, max_tokens)
+        if body.stream:
+            include_usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(stream_chat(stream, core.model_name, include_usage),
+                                     media_type="text/event-stream")
+        texts, ends = await stream.collect()
+        return chat_body(core.model_name, texts[0], ends[0])
+
+    @app.post("/v1/attention")
+    async def attention(body: AttentionRequest) -> dict:
+        """Not in OpenAI's API: the steered heads' attention share on the emphasis, plain vs steered."""
+        prompt = prepare_attention(body, core.steerer, core.settings.max_prompt_tokens)
+
+        def run() -> dict:
+            with core.model_lock:
+                return attention_view(core.steerer.model, core.steerer.tokenizer, prompt)
+
+        return await run_in_threadpool(run)
+
+    @app.get("/", include_in_schema=False)
+    async def playground() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+

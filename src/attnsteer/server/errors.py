@@ -1,0 +1,68 @@
+"""OpenAI-style error bodies: {"error": {"message", "type", "param", "code"}}; the server keeps serving."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from attnsteer.server.batching import QueueFullError
+from attnsteer.server.prompts import RequestError
+from attnsteer.server.streams import GenerationFailed
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 1
+
+
+def error_response(status: int, message: str, kind: str, param: str | None = None, code: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def validation_param(error: dict) -> str | None:
+    """'messages[0].role' from pydantic's loc ('body', 'messages', 0, 'role'); None for the body itself."""
+    parts = [part for part in error.get("loc", ()) if part != "body"]
+    # A union reports which member it tried ('str', 'list[...]'): keep only the field path.
+    parts = [part for part in parts if isinstance(part, int) or "[" not in str(part) and str(part) not in
+             ("str", "int", "float", "bool", "CharOffsets", "function-after")]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or None
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        param = validation_param(first)
+        if first.get("type") == "json_invalid":
+            return error_response(400, f"malformed JSON body: {first.get('msg')}", "invalid_request_error")
+        if param is None and first.get("type") == "model_attributes_type":
+            return error_response(400, "the body must be a JSON object", "invalid_request_error")
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        if first.get("type") == "extra_forbidden":
+            message = f"{param}: unknown field (not part of this API)"
+        return error_response(400, message, "invalid_request_error", param)
+
+    @app.exception_handler(RequestError)
+    async def bad_request(request: Request, error: RequestError) -> JSONResponse:
+        code = "model_not_found" if error.param == "model" else None
+        return error_response(404 if code else 400, str(error), "invalid_request_error", error.param, code)
+
+    @app.exception_handler(QueueFullError)
+    async def queue_full(request: Request, error: QueueFullError) -> JSONResponse:
+        return error_response(429, f"the server is busy ({error}); retry after {RETRY_AFTER_S} s",
+                              "rate_limit_error", headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        return error_response(error.status_code, str(error.detail), "invalid_request_error")
+
+    @app.exception_handler(GenerationFailed)
+    async def generation_failed(request: Request, error: GenerationFailed) -> JSONResponse:
+        return error_response(500, f"generation failed: {error}", "server_error")

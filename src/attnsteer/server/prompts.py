@@ -1,0 +1,215 @@
+"""Turn validated requests into model rows: clean text, token ids, per-token emphasis, steering.
+
+Every bad input becomes a `RequestError` naming the request field (OpenAI's `param`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+from attnsteer.errors import AttnsteerError, EmptyPromptError, MarkupError, SpanError
+from attnsteer.heads.head_config import HeadConfig
+from attnsteer.server.chat_template import render_chat
+from attnsteer.server.schemas import (
+    AttentionRequest,
+    CharOffsets,
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmphasisItem,
+    SteeringFields,
+)
+from attnsteer.spans import (
+    DEFAULT_MARKUP,
+    CharSpan,
+    MarkedText,
+    check_spans_covered,
+    find_substring_spans,
+    merge_spans,
+    resolve_emphasis,
+    token_emphasis_mask,
+)
+from attnsteer.steerer import Steerer
+from attnsteer.steering.config import SteeringConfig
+from attnsteer.steering.context import model_shape
+
+
+class RequestError(AttnsteerError):
+    """Bad input in one request field; `param` names the field, as OpenAI's error body does."""
+
+    def __init__(self, param: str | None, message: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+@contextmanager
+def blame(param: str) -> Iterator[None]:
+    """Re-raise any attnsteer bad-input error as a RequestError naming `param`."""
+    try:
+        yield
+    except RequestError:
+        raise
+    except AttnsteerError as error:
+        raise RequestError(param, f"{param}: {error}") from None
+
+
+@dataclass(frozen=True)
+class Steering:
+    """How one row is steered: which heads and with which alpha/mode."""
+
+    heads: HeadConfig
+    config: SteeringConfig
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """One model row. input_ids and emphasis: one entry per prompt token (emphasis True on emphasised tokens)."""
+
+    text: str
+    input_ids: list[int]
+    emphasis: list[bool]
+    steering: Steering | None
+    stop: tuple[str, ...] = ()
+
+
+def _items(emphasis: Sequence[EmphasisItem] | None) -> list[str | tuple[int, int]] | None:
+    if emphasis is None:
+        return None
+    return [(item.start, item.end) if isinstance(item, CharOffsets) else item for item in emphasis]
+
+
+def resolve_text(text: str, emphasis: Sequence[EmphasisItem] | None, markup: bool, param: str) -> MarkedText:
+    """Markup (if asked) and substrings/spans -> clean text with char spans; errors name `param` or emphasis."""
+    try:
+        return resolve_emphasis(text, _items(emphasis), markup=DEFAULT_MARKUP if markup else None)
+    except (EmptyPromptError, MarkupError) as error:
+        raise RequestError(param, f"{param}: {error}") from None
+    except SpanError as error:
+        raise RequestError("emphasis", f"emphasis: {error}") from None
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, marked: MarkedText, max_tokens: int, param: str,
+             add_special_tokens: bool = True) -> tuple[list[int], list[bool]]:
+    """Token ids and per-token emphasis of the clean text; too long a prompt -> RequestError."""
+    encoded = tokenizer(marked.text, return_offsets_mapping=True, return_special_tokens_mask=True,
+                        add_special_tokens=add_special_tokens)
+    ids = list(encoded["input_ids"])
+    if len(ids) > max_tokens:
+        raise RequestError(param, f"{param} has {len(ids)} tokens; this server accepts at most {max_tokens}")
+    offsets = [tuple(pair) for pair in encoded["offset_mapping"]]
+    mask = token_emphasis_mask(offsets, marked.spans, [bool(flag) for flag in encoded["special_tokens_mask"]])
+    with blame("emphasis"):
+        check_spans_covered(mask, marked.spans, offsets)
+    return ids, mask
+
+
+def parse_heads(spec: object, steerer: Steerer) -> HeadConfig:
+    """The request's `heads`, validated against the model; no file paths (the server reads no files)."""
+    if spec is None:
+        return steerer.heads
+    if isinstance(spec, str) and spec.strip().endswith(".json"):
+        raise RequestError("heads", "heads: a server does not read head files; give 'all', layers '12,13', "
+                                    "'L.H' pairs '11.2,12.0' or {\"layer\": [heads]}")
+    with blame("heads"):
+        return HeadConfig.parse(spec, *model_shape(steerer.model))
+
+
+def steering_for(fields: SteeringFields, steerer: Steerer, emphasised: bool) -> Steering | None:
+    """Steering for a request, None when nothing is emphasised (then steering options are an error)."""
+    heads = parse_heads(fields.heads, steerer)
+    alpha = fields.alpha if fields.alpha is not None else steerer.config.alpha
+    with blame("alpha"):
+        config = SteeringConfig(alpha=alpha, mode=fields.mode or steerer.config.mode)
+    if emphasised:
+        return Steering(heads, config)
+    if fields.emphasis_markup:
+        raise RequestError("emphasis_markup", "emphasis_markup is true but no **...** span was found")
+    given = [name for name in ("heads", "alpha", "mode") if getattr(fields, name) is not None]
+    if given:
+        raise RequestError("emphasis", f"{', '.join(given)} given but nothing is emphasised: add emphasis "
+                                       "(substrings or {start, end} spans) or emphasis_markup")
+    return None
+
+
+def prepare_completion(request: CompletionRequest, steerer: Steerer, max_prompt_tokens: int) -> list[PreparedPrompt]:
+    """One row per prompt; with a list of prompts, `emphasis` is one list per prompt."""
+    prompts = [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
+    if not prompts:
+        raise RequestError("prompt", "prompt: give a string or a non-empty list of strings")
+    emphasis = _per_prompt_emphasis(request, len(prompts))
+    marked = [resolve_text(text, items, request.emphasis_markup, "prompt")
+              for text, items in zip(prompts, emphasis, strict=True)]
+    steering = steering_for(request, steerer, any(item.spans for item in marked))
+    rows = []
+    for item in marked:
+        ids, mask = tokenize(steerer.tokenizer, item, max_prompt_tokens, "prompt")
+        rows.append(PreparedPrompt(item.text, ids, mask, steering if item.spans else None, stop_list(request.stop)))
+    return rows
+
+
+def _per_prompt_emphasis(request: CompletionRequest, count: int) -> list[list[EmphasisItem] | None]:
+    emphasis = request.emphasis
+    if emphasis is None:
+        return [None] * count
+    nested = bool(emphasis) and all(isinstance(item, list) for item in emphasis)
+    if isinstance(request.prompt, str):
+        if nested:
+            raise RequestError("emphasis", "emphasis: one prompt takes a flat list of substrings/spans")
+        return [emphasis]  # type: ignore[list-item]
+    if not nested or len(emphasis) != count:
+        raise RequestError("emphasis", f"emphasis: with {count} prompts give {count} lists, one per prompt")
+    return list(emphasis)  # type: ignore[arg-type]
+
+
+def prepare_chat(request: ChatCompletionRequest, steerer: Steerer, max_prompt_tokens: int) -> PreparedPrompt:
+    """Resolve emphasis in each message, apply the chat template, shift the spans into the rendered prompt."""
+    contents = []
+    for index, message in enumerate(request.messages):
+        param = f"messages[{index}].content"
+        text = message.text()
+        if not text.strip() and not message.emphasis:
+            contents.append(MarkedText(text))
+            continue
+        contents.append(resolve_text(text, message.emphasis, request.emphasis_markup, param))
+    contents = _add_substrings(contents, request.emphasis or [])
+    chat = render_chat(steerer.tokenizer, [m.role for m in request.messages], [c.text for c in contents])
+    spans = [CharSpan(start + span.start, start + span.end) for start, item in zip(chat.offsets, contents, strict=True)
+             for span in item.spans]
+    marked = MarkedText(chat.text, tuple(merge_spans(spans)))
+    steering = steering_for(request, steerer, bool(spans))
+    ids, mask = tokenize(steerer.tokenizer, marked, max_prompt_tokens, "messages", not chat.has_special_tokens)
+    return PreparedPrompt(chat.text, ids, mask, steering, stop_list(request.stop) + chat.stop)
+
+
+def _add_substrings(contents: list[MarkedText], substrings: list[str]) -> list[MarkedText]:
+    """Each top-level substring emphasises its first occurrence in the first message containing it."""
+    contents = list(contents)
+    for substring in substrings:
+        for index, item in enumerate(contents):
+            if substring and substring in item.text:
+                found = find_substring_spans(item.text, [substring], "first")
+                contents[index] = MarkedText(item.text, tuple(merge_spans([*item.spans, *found])))
+                break
+        else:
+            raise RequestError("emphasis", f"emphasis: {substring!r} occurs in no message content")
+    return contents
+
+
+def prepare_attention(request: AttentionRequest, steerer: Steerer, max_prompt_tokens: int) -> PreparedPrompt:
+    marked = resolve_text(request.prompt, request.emphasis, request.emphasis_markup, "prompt")
+    if not marked.spans:
+        raise RequestError("emphasis", "emphasis: the attention view needs an emphasised span")
+    ids, mask = tokenize(steerer.tokenizer, marked, max_prompt_tokens, "prompt")
+    steering = steering_for(request, steerer, True)
+    return PreparedPrompt(marked.text, ids, mask, steering)
+
+
+def stop_list(stop: str | list[str] | None) -> tuple[str, ...]:
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if len(stops) > 4 or any(not item for item in stops):
+        raise RequestError("stop", "stop: give at most 4 non-empty strings")
+    return tuple(stops)
+

@@ -1,0 +1,49 @@
+"""`ServerSettings`: the limits and batching knobs of one server, validated once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from attnsteer.errors import AttnsteerError
+
+
+class ServerSettingsError(AttnsteerError):
+    """A server limit is out of range."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Limits of one server.
+
+    max_batch: rows (prompts) decoded together in one batch.
+    max_waiting: rows that may wait for a batch; beyond it requests get 429 with Retry-After.
+    batch_wait_s: how long the batcher waits for more rows after the first arrives (seconds).
+    max_prompt_tokens: longest prompt accepted (tokens, after the chat template); longer -> 400.
+    max_tokens: the most tokens one request may ask to generate; more -> 400.
+    default_max_tokens: tokens generated when a request does not say (OpenAI's completions default is 16).
+    model_name: the id served at /v1/models and accepted in the `model` field (None: the model's identity).
+    """
+
+    max_batch: int = 8
+    max_waiting: int = 64
+    batch_wait_s: float = 0.02
+    max_prompt_tokens: int = 2048
+    max_tokens: int = 256
+    default_max_tokens: int = 16
+    model_name: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_batch", "max_waiting", "max_prompt_tokens", "max_tokens", "default_max_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ServerSettingsError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.max_waiting < self.max_batch:
+            raise ServerSettingsError(
+                f"max_waiting ({self.max_waiting}) must be at least max_batch ({self.max_batch})"
+            )
+        if self.default_max_tokens > self.max_tokens:
+            raise ServerSettingsError(
+                f"default_max_tokens ({self.default_max_tokens}) must not exceed max_tokens ({self.max_tokens})"
+            )
+        if not 0 <= self.batch_wait_s <= 1:
+            raise ServerSettingsError(f"batch_wait_s must be in [0, 1] seconds, got {self.batch_wait_s!r}")
