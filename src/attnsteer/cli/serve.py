@@ -1,0 +1,47 @@
+"""`attnsteer serve`: the OpenAI-compatible server with emphasis, and the playground at /."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from attnsteer.cli.main import app, exits_2_on_bad_input
+
+
+@app.command()
+@exits_2_on_bad_input
+def serve(
+    model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
+    = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    max_batch: Annotated[int, typer.Option(min=1, help="Rows decoded together in one batch.")] = 8,
+    max_waiting: Annotated[int, typer.Option(min=1, help="Rows that may wait; beyond it 429.")] = 64,
+    max_prompt_tokens: Annotated[int, typer.Option(min=1, help="Longest prompt accepted (tokens).")] = 2048,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens one request may generate.")] = 256,
+    heads: Annotated[str | None, typer.Option(help="Default heads for requests that name none: 'all', layers "
+                     "'12,13', 'L.H' pairs or a JSON file. Default: the model's shipped set.")] = None,
+    alpha: Annotated[float, typer.Option(help="Default alpha, in (0, 1].")] = 0.01,
+    model_name: Annotated[str | None, typer.Option(help="Id served at /v1/models (default: the model's).")] = None,
+) -> None:
+    """Serve /v1/completions and /v1/chat/completions (OpenAI-compatible, plus emphasis fields) and the playground."""
+    try:
+        import uvicorn
+
+        from attnsteer.server import ServerSettings, create_app
+    except ImportError as error:
+        typer.echo(f"error: the server needs its extra: pip install 'attnsteer[server]' ({error})", err=True)
+        raise typer.Exit(2) from None
+    from attnsteer.models import load_model
+    from attnsteer.steerer import Steerer
+    from attnsteer.steering.config import SteeringConfig
+
+    SteeringConfig(alpha=alpha)
+    settings = ServerSettings(max_batch=max_batch, max_waiting=max(max_waiting, max_batch),
+                              max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens,
+                              default_max_tokens=min(16, max_tokens), model_name=model_name)
+    loaded, tokenizer = load_model(model)
+    steerer = Steerer(loaded, tokenizer, heads=heads, alpha=alpha)
+    typer.echo(f"attnsteer: serving {model or 'embedded'} on http://{host}:{port}/ (playground at /)", err=True)
+    uvicorn.run(create_app(steerer, settings), host=host, port=port, log_level="info")
