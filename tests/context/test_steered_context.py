@@ -1,0 +1,107 @@
+"""A cached steered context answers exactly as recomputing context + query from scratch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from attnsteer.context import ContextError, LLMSteerConfig, prepare_context
+from attnsteer.steerer import Steerer
+from attnsteer.steering.context import steering
+from tests.context.conftest import CONTEXT, QUERY
+from tests.tiny_models import tiny_model
+
+TOLERANCE = 1e-4
+
+
+def from_scratch(context, query: str) -> torch.Tensor:
+    """[query tokens, vocab]: one forward over context + query, the context's bias on keys 0..n-1 only."""
+    steerer = context.steerer
+    query_ids = steerer.tokenizer(query, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    ids = torch.cat([context.input_ids, query_ids], dim=1)
+    n = context.num_tokens
+    with torch.inference_mode():
+        if context.emphasis_mask is None:
+            return steerer.model(input_ids=ids).logits[0, n:].float()
+        emphasis = torch.cat([context.emphasis_mask, torch.zeros_like(query_ids, dtype=torch.bool)], dim=1)
+        prompt = torch.zeros_like(emphasis)
+        prompt[:, :n] = True  # the query's own tokens are never down-weighted
+        with steering(steerer.model, steerer.heads, emphasis, prompt, steerer.config):
+            return steerer.model(input_ids=ids).logits[0, n:].float()
+
+
+@pytest.mark.parametrize("architecture", ["gemma3", "mistral", "llama"])
+@pytest.mark.parametrize("method", ["llmsteer", "spans", "plain"])
+def test_cached_context_equals_recomputing_tiny(tokenizer, architecture, method):
+    steerer = Steerer(tiny_model(architecture), tokenizer, heads="0.1,1.0,2.2", markup=None)
+    emphasize = ["the capital of France"] if method == "spans" else None
+    context = prepare_context(steerer, CONTEXT, method, emphasize=emphasize, llmsteer=LLMSteerConfig(top_k=8))
+    assert context.steered == (method != "plain")
+    cached = context.logits(QUERY)
+    reference = from_scratch(context, QUERY)
+    assert cached.shape == reference.shape
+    assert (cached - reference).abs().max().item() <= TOLERANCE
+
+
+def test_steering_changes_the_answer_and_only_through_the_context(tiny_steerer):
+    steered = prepare_context(tiny_steerer, CONTEXT, "spans", emphasize=["She is a nurse"])
+    plain = prepare_context(tiny_steerer, CONTEXT, "plain")
+    assert (steered.logits(QUERY) - plain.logits(QUERY)).abs().max().item() > 1e-3
+
+
+@pytest.mark.embedded
+@pytest.mark.parametrize("method", ["llmsteer", "spans"])
+def test_cached_context_equals_recomputing_embedded(embedded_steerer, method):
+    # ~600 tokens: longer than Gemma 3's 512-token sliding window, so the query reads a trimmed cache.
+    text = " ".join([CONTEXT] * 18)
+    emphasize = ["the capital of France"] if method == "spans" else None
+    context = embedded_steerer.prepare_context(text, method, emphasize=emphasize)
+    assert context.num_tokens > 512 and context.steered
+    query = "\n\nQuestion: Where is the Eiffel Tower?\nAnswer:"
+    assert (context.logits(query) - from_scratch(context, query)).abs().max().item() <= TOLERANCE
+
+
+@pytest.mark.embedded
+def test_queries_do_not_leak_and_the_stored_cache_never_grows(embedded_steerer):
+    context = embedded_steerer.prepare_context(CONTEXT, "llmsteer")
+    stored = context.cache.get_seq_length()
+    first, second = "\n\nQuestion: Where does the nurse work?\nAnswer:", "\n\nQuestion: Who is in Seattle?\nAnswer:"
+    alone = context.logits(second)
+    context.generate(first, max_new_tokens=6)
+    context.score(first, " at the hospital")
+    after = context.logits(second)
+    assert torch.equal(alone, after)
+    assert context.cache.get_seq_length() == stored == context.num_tokens
+    # the same answer as a context prepared only for the second query
+    fresh = embedded_steerer.prepare_context(CONTEXT, "llmsteer")
+    assert context.generate(second, max_new_tokens=6) == fresh.generate(second, max_new_tokens=6)
+
+
+@pytest.mark.embedded
+def test_score_and_generate_agree_with_logits(embedded_steerer):
+    context = embedded_steerer.prepare_context(CONTEXT, "spans", emphasize=["He is a software engineer"])
+    query = " The software engineer lives in"
+    logits = context.logits(query)
+    token = int(logits[-1].argmax())
+    word = embedded_steerer.tokenizer.decode([token])
+    assert context.generate(query, max_new_tokens=1) == word
+    expected = float(torch.log_softmax(logits[-1], -1)[token])
+    assert context.score(query, word) == pytest.approx(expected, abs=1e-4)
+
+
+def test_bad_input_is_refused(tiny_steerer):
+    with pytest.raises(ContextError, match="context is empty"):
+        prepare_context(tiny_steerer, "   ", "plain")
+    with pytest.raises(ContextError, match="unknown context method 'bold'; allowed: llmsteer, spans, plain"):
+        prepare_context(tiny_steerer, CONTEXT, "bold")
+    with pytest.raises(ContextError, match="emphasize goes with method='spans'"):
+        prepare_context(tiny_steerer, CONTEXT, "llmsteer", emphasize=["Paris"])
+    with pytest.raises(ContextError, match="top_k must be a positive integer"):
+        prepare_context(tiny_steerer, CONTEXT, "llmsteer", llmsteer=LLMSteerConfig(top_k=0))
+    with pytest.raises(ContextError, match="layers .* out of range"):
+        prepare_context(tiny_steerer, CONTEXT, "llmsteer", llmsteer=LLMSteerConfig(layers=(7,)))
+    context = prepare_context(tiny_steerer, CONTEXT, "plain")
+    with pytest.raises(ContextError, match="query is empty"):
+        context.generate("  ")
+    with pytest.raises(ContextError, match="answer is empty"):
+        context.score(QUERY, "")
