@@ -1,0 +1,187 @@
+"""The lm-eval adapter on a tiny random-weight model: requests against the Steerer, and whole lm-eval runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from lm_eval.api.instance import Instance
+
+from attnsteer.errors import AttnsteerError
+from attnsteer.integrations.lm_eval_cli import lm_eval_arguments
+from attnsteer.integrations.lm_eval_model import AttnsteerLM, mark_spans
+
+CONTEXTS = [
+    "Previously, The Eiffel Tower is located in Paris. Currently, The Eiffel Tower is located in Rome. "
+    "The Eiffel Tower is located in the city of",
+    "She is a nurse who works at the hospital. He is a software engineer in",
+    "Answer the occupation",
+]
+CONTINUATIONS = [" Rome", " Seattle", " of the person"]
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model_dir):
+    return AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all", emphasis="last_sentence", batch_size=2)
+
+
+def requests(kind, arguments, docs=None):
+    docs = docs or [{}] * len(arguments)
+    return [Instance(kind, doc, args, index, ("t", index, 1))
+            for index, (args, doc) in enumerate(zip(arguments, docs, strict=True))]
+
+
+def last_sentence(context):
+    start = context.rstrip().rfind(". ") + 2 if ". " in context else 0
+    return [(start, len(context.rstrip()))]
+
+
+def test_loglikelihood_batches_equal_steerer_scores_one_by_one(adapter):
+    results = adapter.loglikelihood(requests("loglikelihood", list(zip(CONTEXTS, CONTINUATIONS, strict=True))),
+                                    disable_tqdm=True)
+    for (total, greedy), context, continuation in zip(results, CONTEXTS, CONTINUATIONS, strict=True):
+        steered = adapter.steerer.score(context, continuation, emphasize=[last_sentence(context)])
+        plain = adapter.steerer.score(context, continuation, steer=False)
+        assert total == pytest.approx(steered, abs=1e-3)
+        assert abs(steered - plain) > 1e-3  # steering changed the score
+        assert isinstance(greedy, bool)
+
+
+def greedy_token(adapter, context):
+    import torch
+
+    encoded = adapter.steerer.encode(context, emphasize=[last_sentence(context)])
+    with torch.inference_mode(), adapter.steerer.steering(encoded.encodings, encoded.emphasis_mask):
+        return int(adapter.model(**encoded.encodings).logits[0, -1].argmax())
+
+
+def round_trips(adapter, context, token):
+    text = adapter.tokenizer.decode([token])
+    return adapter.tokenizer(context + text)["input_ids"][len(adapter.tokenizer(context)["input_ids"]) :] == [token]
+
+
+def test_loglikelihood_reports_the_greedy_continuation(adapter):
+    candidates = [c + suffix for c in CONTEXTS for suffix in ("", " Paris.", " is")]
+    found = [(c, greedy_token(adapter, c)) for c in candidates]
+    found = [(c, token) for c, token in found if round_trips(adapter, c, token)
+             and round_trips(adapter, c, (token + 1) % adapter.tokenizer.vocab_size)]
+    assert found, "no context whose greedy token survives decode/encode"
+    context, best = found[0]
+    texts = [adapter.tokenizer.decode([token]) for token in (best, (best + 1) % adapter.tokenizer.vocab_size)]
+    results = adapter.loglikelihood(requests("loglikelihood", [(context, text) for text in texts]), disable_tqdm=True)
+    assert [greedy for _, greedy in results] == [True, False]
+
+
+def test_generation_equals_steerer_per_row_and_stops_at_until(adapter):
+    arguments = [(context, {"until": ["\n"], "max_gen_toks": 6}) for context in CONTEXTS]
+    texts = adapter.generate_until(requests("generate_until", arguments), disable_tqdm=True)
+    for text, context in zip(texts, CONTEXTS, strict=True):
+        alone = adapter.steerer.generate(context, emphasize=[last_sentence(context)], max_new_tokens=6)
+        assert text == alone.split("\n")[0]
+
+
+def test_rows_without_a_span_run_plain(tiny_model_dir):
+    lm = AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all", emphasis="regex:Eiffel Tower")
+    arguments = [(context, {"until": [], "max_gen_toks": 5}) for context in CONTEXTS[:2]]
+    texts = lm.generate_until(requests("generate_until", arguments), disable_tqdm=True)
+    assert texts[1] == lm.steerer.generate(CONTEXTS[1], max_new_tokens=5, steer=False)
+    every_tower = [(span.start, span.end) for span in lm.rule.spans(CONTEXTS[0])]
+    assert len(every_tower) == 3
+    assert texts[0] == lm.steerer.generate(CONTEXTS[0], emphasize=[every_tower], max_new_tokens=5)
+    assert lm.emphasis_counts == {"steered": 1, "unsteered": 1, "no_span": 1}
+
+
+def test_marked_prompt_is_plain_model_on_marked_text(tiny_model_dir):
+    lm = AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all", emphasis="last_sentence", steer=False,
+                     mark="star")
+    prepared = lm.prepare(CONTEXTS[1], {})
+    assert prepared.text == "She is a nurse who works at the hospital. *He is a software engineer in*"
+    assert prepared.spans == []  # not steered
+    text, spans = mark_spans("a b c", [], "*")
+    assert (text, spans) == ("a b c", [])
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"emphasis": "third_sentence"}, "unknown emphasis rule"),
+    ({"mark": "bold"}, "unknown mark 'bold'; allowed: none, star, quote"),
+    ({"steer": "maybe"}, "steer must be true or false"),
+    ({"alpha": 2.0}, "alpha"),
+    ({"batch_size": "0"}, "batch_size must be a positive integer"),
+])
+def test_bad_model_arguments_raise_before_loading(arguments, message):
+    with pytest.raises(AttnsteerError, match=message):
+        AttnsteerLM(pretrained="/nonexistent", **arguments)
+
+
+def test_instruction_rule_on_a_task_without_ifeval_fields(adapter, tiny_model_dir):
+    lm = AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all", emphasis="instruction")
+    with pytest.raises(AttnsteerError, match="needs documents with 'prompt' and 'prompt_without_instruction'"):
+        lm.loglikelihood(requests("loglikelihood", [(CONTEXTS[0], " Rome")], [{"question": "q"}]))
+
+
+CHOICE_YAML = """task: tiny_choice
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{context}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: answer
+metric_list:
+  - metric: acc
+"""
+
+
+def test_lm_eval_runs_a_loglikelihood_task_steered(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    data = tmp_path / "choice.jsonl"
+    docs = [{"context": CONTEXTS[0], "choices": ["Rome", "Paris"], "answer": 0},
+            {"context": CONTEXTS[1], "choices": ["Seattle", "Paris"], "answer": 0},
+            {"context": CONTEXTS[2], "choices": ["of", "the"], "answer": 1}]
+    data.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
+    (tmp_path / "tiny_choice.yaml").write_text(CHOICE_YAML.format(data=data))
+    scores = {}
+    for emphasis in ("none", "last_sentence"):
+        output = lm_eval.simple_evaluate(
+            model="attnsteer", model_args={"pretrained": str(tiny_model_dir("llama")), "heads": "all",
+                                           "emphasis": emphasis},
+            tasks=["tiny_choice"], task_manager=TaskManager(include_path=str(tmp_path)), limit=2, batch_size=4,
+            log_samples=True)
+        assert output["n-samples"]["tiny_choice"]["effective"] == 2
+        assert 0.0 <= output["results"]["tiny_choice"]["acc,none"] <= 1.0
+        scores[emphasis] = [resp[0][0] for sample in output["samples"]["tiny_choice"] for resp in sample["resps"]]
+    assert len(scores["none"]) == 4
+    assert scores["none"] != pytest.approx(scores["last_sentence"], abs=1e-4)
+
+
+def test_cli_runs_ifeval_through_lm_evals_checker(tiny_model_dir, tmp_path):
+    """`attnsteer-lm-eval run --model attnsteer ...`: the registered model, the offline task and checker."""
+    environment = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "attnsteer.integrations.lm_eval_cli", "run", "--model", "attnsteer",
+               "--model_args", f"pretrained={tiny_model_dir('llama')},heads=1.0+1.1,emphasis=instruction",
+               "--tasks", "ifeval_local", "--limit", "2", "--gen_kwargs", "max_gen_toks=4",
+               "--output_path", str(tmp_path / "out"), "--log_samples"]
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "emphasis rule instruction: 2 requests steered" in finished.stderr
+    [results_file] = list((tmp_path / "out").glob("*/results_*.json"))
+    results = json.loads(results_file.read_text())["results"]["ifeval_local"]
+    for metric in ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc",
+                   "inst_level_loose_acc"):
+        assert 0.0 <= results[f"{metric},none"] <= 1.0
+
+
+def test_cli_adds_the_task_folder_only_to_runs():
+    assert lm_eval_arguments(["run", "--tasks", "x"], "/d") == ["run", "--tasks", "x", "--include_path", "/d"]
+    assert lm_eval_arguments(["--tasks", "x", "--include_path", "/e"], "/d") == ["--tasks", "x", "--include_path",
+                                                                                   "/e"]
+    assert lm_eval_arguments(["ls", "tasks"], "/d") == ["ls", "tasks"]
+    assert lm_eval_arguments(["run", "--help"], "/d") == ["run", "--help"]
