@@ -23,16 +23,31 @@ def error_response(status: int, message: str, kind: str, param: str | None = Non
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
 def validation_param(error: dict) -> str | None:
-    """'messages[0].role' from pydantic's loc ('body', 'messages', 0, 'role'); None for the body itself."""
-    parts = [part for part in error.get("loc", ()) if part != "body"]
-    # A union reports which member it tried ('str', 'list[...]'): keep only the field path.
-    parts = [part for part in parts if isinstance(part, int) or "[" not in str(part) and str(part) not in
-             ("str", "int", "float", "bool", "CharOffsets", "function-after")]
+    """'messages[0].role' from pydantic's loc ('body', 'messages', 0, 'role'); None for the body itself.
+
+    A union adds the member it tried to the loc ('str', 'list[...]', 'CharOffsets'): those are dropped.
+    """
     text = ""
-    for part in parts:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    for part in error.get("loc", ()):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part != "body" and "[" not in part and not part[:1].isupper() and part not in TYPE_NAMES:
+            text += f".{part}" if text else part
     return text or None
+
+
+def validation_message(errors: list[dict], param: str | None) -> str:
+    """Every reason the value of `param` was refused (a union reports one per member)."""
+    reasons = []
+    for error in errors:
+        where = validation_param(error)
+        if param and where and where.startswith(param):
+            reasons.append(f"{where}: {error.get('msg')}")
+    return " or ".join(dict.fromkeys(reasons)) or str(errors[0].get("msg"))
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -44,7 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response(400, f"malformed JSON body: {first.get('msg')}", "invalid_request_error")
         if param is None and first.get("type") == "model_attributes_type":
             return error_response(400, "the body must be a JSON object", "invalid_request_error")
-        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        message = validation_message(error.errors(), param)
         if first.get("type") == "extra_forbidden":
             message = f"{param}: unknown field (not part of this API)"
         return error_response(400, message, "invalid_request_error", param)
