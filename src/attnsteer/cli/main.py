@@ -188,7 +188,7 @@ def main() -> None:
 
 # Commands that live in their own modules (cli/<name>.py): each does `@app.command(...)` when imported, so
 # importing this module gives the complete `app`. One entry per module, added by the module's author.
-SUBCOMMAND_MODULES: list[str] = ["ask", "serve"]
+SUBCOMMAND_MODULES: list[str] = ["ask", "serve", "profile"]
 for _module in SUBCOMMAND_MODULES:
     importlib.import_module(f"attnsteer.cli.{_module}")
 

@@ -1,0 +1,81 @@
+"""`attnsteer profile`: find which heads to steer for a model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from attnsteer.cli.main import app, exits_2_on_bad_input
+
+
+@app.command("profile")
+@exits_2_on_bad_input
+def profile_command(
+    tasks: Annotated[str, typer.Option(help="Tasks to profile, comma-separated.")]
+    = "counterfact,biasbios,json_format,pronoun_change",
+    n_train: Annotated[int, typer.Option(help="Train examples per task (fewer if the split is smaller).")] = 50,
+    method: Annotated[str, typer.Option(help="exhaustive (each head alone), coarse-to-fine (layers, then the "
+                                        "heads of the best layers) or gradient (first order, one backward).")]
+    = "exhaustive",
+    select: Annotated[str, typer.Option(help="Combine the tasks' top-k: intersection, union or task.")]
+    = "intersection",
+    select_task: Annotated[str | None, typer.Option(help="With --select task: which task's top-k.")] = None,
+    top_k: Annotated[int | None, typer.Option(help="k per task (default: chosen on the valid split).")] = None,
+    num_heads: Annotated[int | None, typer.Option(help="Select this many heads instead of a k.")] = None,
+    k_grid: Annotated[str, typer.Option(help="Candidate k values when k is chosen on the valid split.")]
+    = "2,4,8,12,16,24,32",
+    n_valid: Annotated[int, typer.Option(help="Valid examples per task for choosing k.")] = 20,
+    top_layers: Annotated[int, typer.Option(help="coarse-to-fine: how many best layers get per-head scores.")] = 3,
+    alpha: Annotated[float, typer.Option(help="Steering strength while profiling, in (0, 1].")] = 0.01,
+    out: Annotated[str | None, typer.Option(help="Write the selected heads here (JSON, PASTA format + model).")]
+    = None,
+    scores: Annotated[str | None, typer.Option(help="Write every task's layers x heads scores here (JSON).")]
+    = None,
+    plot: Annotated[str | None, typer.Option(help="Write Figure 2-style plots (PNG) to this folder.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
+    = None,
+) -> None:
+    """Rank every attention head on small task subsets and select the heads to steer (PASTA profiling)."""
+    from attnsteer.cli.main import _floats
+    from attnsteer.models import load_model
+    from attnsteer.profiling import profile_heads
+    from attnsteer.profiling.methods import check_method
+    from attnsteer.profiling.profile import _check_arguments
+    from attnsteer.steering.config import SteeringConfig
+
+    task_names = [name.strip() for name in tasks.split(",") if name.strip()]
+    grid = [int(value) for value in _floats(k_grid, "--k-grid")]
+    # Everything that needs no model is checked before the (slow) load.
+    check_method(method)
+    _check_arguments(task_names, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
+    SteeringConfig(alpha=alpha)
+    loaded, tokenizer = load_model(model)
+    result = profile_heads(loaded, tokenizer, task_names, n_train=n_train, method=method, select=select,
+                           top_k=top_k, num_heads=num_heads, select_task=select_task, k_grid=grid,
+                           n_valid=n_valid, alpha=alpha, top_layers=top_layers)
+    for name, profile in result.profiles.items():
+        best = ", ".join(f"{layer}.{head}" for layer, head in profile.ranking()[:8])
+        typer.echo(f"{name}: {profile.num_items} items ({len(profile.skipped)} skipped), {profile.seconds:.0f} s; "
+                   f"best heads: {best}")
+    if result.k_values:
+        typer.echo("valid objective by k: " + ", ".join(f"k={k}: {v:.3f}" for k, v in result.k_values.items()))
+    typer.echo(f"selected ({result.rule}, k={result.k}): {result.heads}  [{result.heads.num_heads_steered} heads, "
+               f"{result.seconds:.0f} s]")
+    if out:
+        _write(out, result.head_file())
+    if scores:
+        _write(scores, result.scores_file())
+    if plot:
+        from attnsteer.plots.profiling import plot_profile
+
+        written = plot_profile(result.profiles, plot)
+        typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
+
+
+def _write(path: str, content: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(content, indent=1) + "\n")
+    typer.echo(f"wrote {path}", err=True)
