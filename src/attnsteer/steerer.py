@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.errors import NoEmphasisError, SteeringConfigError, UnsupportedModelError
-from attnsteer.heads.defaults import default_heads
-from attnsteer.heads.head_config import HeadConfig, HeadSpec
+from attnsteer.heads.defaults import heads_for_model
+from attnsteer.heads.head_config import HeadSpec
 from attnsteer.spans import (
     DEFAULT_MARKUP,
     MarkedText,
@@ -27,6 +27,9 @@ from attnsteer.steering.config import SteeringConfig, SteeringMode
 from attnsteer.steering.context import model_shape, steering
 from attnsteer.steering.install import check_supported
 from attnsteer.steering.state import SteeringState
+
+if TYPE_CHECKING:
+    from attnsteer.context import SteeredContext
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Steerer:
             raise UnsupportedModelError("attnsteer needs a fast tokenizer (with offset mapping) to locate spans")
         self.model, self.tokenizer, self.markup, self.occurrence = model, tokenizer, markup, occurrence
         num_layers, num_heads = model_shape(model)
-        self.heads = default_heads(model) if heads is None else HeadConfig.parse(heads, num_layers, num_heads)
+        self.heads = heads_for_model(heads, model)
         self.heads.validate(num_layers, num_heads)
         self.config = SteeringConfig(alpha=alpha, mode=mode)
         if tokenizer.pad_token is None:
@@ -84,7 +87,7 @@ class Steerer:
         other = object.__new__(Steerer)
         other.__dict__.update(self.__dict__)
         if heads is not None:
-            other.heads = HeadConfig.parse(heads, *model_shape(self.model))
+            other.heads = heads_for_model(heads, self.model)
         other.config = replace(self.config, **{k: v for k, v in (("alpha", alpha), ("mode", mode)) if v is not None})
         return other
 
@@ -215,7 +218,7 @@ class Steerer:
         return scores
 
     # ----- reused contexts -----------------------------------------------------------------------
-    def prepare_context(self, text: str, method: str = "llmsteer", **options: Any) -> Any:
+    def prepare_context(self, text: str, method: str = "llmsteer", **options: Any) -> SteeredContext:
         """A `attnsteer.context.SteeredContext`: `text` prefilled once (LLMSteer, given spans or plain)
         whose KV cache answers many queries; see `attnsteer.context.prepare_context` for `options`."""
         from attnsteer.context import prepare_context

@@ -1,0 +1,70 @@
+"""`attnsteer profile` on a tiny model saved to a temp dir; bad input exits 2 before any model loads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from attnsteer import Steerer
+from attnsteer.cli.main import app
+from attnsteer.errors import HeadConfigError
+from tests.tiny_models import tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model_dir):
+    return tiny_model_dir("llama")
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, ["profile", *args])
+
+
+def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer):
+    out, scores, plots = tmp_path / "heads.json", tmp_path / "scores.json", tmp_path / "plots"
+    result = run("--model", str(model_dir), "--tasks", "json_format,pronoun_change", "--n-train", "2",
+                 "--method", "coarse-to-fine", "--top-layers", "1", "--select", "union", "--top-k", "2",
+                 "--out", str(out), "--scores", str(scores), "--plot", str(plots))
+    assert result.exit_code == 0, result.output
+    assert "selected (union, k=2)" in result.output
+    written = json.loads(out.read_text())
+    assert written["model_id"] == str(model_dir) and (written["num_layers"], written["num_heads"]) == (3, 4)
+    assert 1 <= sum(len(heads) for heads in written["heads"].values()) <= 4
+    table = json.loads(scores.read_text())
+    assert set(table["tasks"]) == {"json_format", "pronoun_change"}
+    assert len(table["tasks"]["json_format"]["head_scores"]) == 3
+    assert sorted(path.name for path in plots.iterdir()) == sorted(
+        f"{task}_{kind}.png" for task in ("json_format", "pronoun_change") for kind in ("heatmap", "layers_vs_heads"))
+    # The written file steers the model it was profiled on ...
+    from attnsteer import load_model
+
+    model, loaded_tokenizer = load_model(str(model_dir))
+    assert Steerer(model, loaded_tokenizer, heads=str(out)).heads.num_heads_steered >= 1
+
+
+def test_a_head_file_profiled_for_another_model_is_refused(tmp_path, tokenizer):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"model_id": "some/other-model", "num_layers": 3, "num_heads": 4,
+                                "heads": {"1": [2]}}))
+    with pytest.raises(HeadConfigError, match="profiled for model 'some/other-model'"):
+        Steerer(tiny_model("llama"), tokenizer, heads=str(path))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tasks", "counterfactual"], "unknown task 'counterfactual'"),
+        (["--n-train", "0"], "n_train must be >= 1"),
+        (["--method", "brute"], "unknown profiling method 'brute'"),
+        (["--select", "majority"], "unknown selection rule 'majority'"),
+        (["--select", "task"], "--select task needs --select-task"),
+        (["--top-k", "2", "--num-heads", "3"], "not both"),
+        (["--alpha", "0"], "alpha"),
+    ],
+)
+def test_bad_input_exits_2_with_a_reason(args, message):
+    result = run("--model", "/nonexistent/never-loaded", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
