@@ -105,3 +105,17 @@ def test_bad_input_is_refused(tiny_steerer):
         context.generate("  ")
     with pytest.raises(ContextError, match="answer is empty"):
         context.score(QUERY, "")
+
+
+def test_generate_prefills_only_the_query_on_the_stored_cache(tiny_steerer, monkeypatch):
+    context = prepare_context(tiny_steerer, CONTEXT, "llmsteer")
+    query_tokens = len(tiny_steerer.tokenizer(QUERY, add_special_tokens=False)["input_ids"])
+    forward, lengths = tiny_steerer.model.forward, []
+
+    def recording_forward(*args, **kwargs):
+        lengths.append(kwargs["input_ids"].shape[1])
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(tiny_steerer.model, "forward", recording_forward)
+    context.generate(QUERY, max_new_tokens=3)
+    assert lengths == [query_tokens, 1, 1]

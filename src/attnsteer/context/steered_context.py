@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -109,8 +109,7 @@ class SteeredContext:
     def steering(self) -> Iterator[SteeringState | None]:
         """Steer the model with this context's bias (keys 0..n-1) inside the block; no-op when plain."""
         if self.emphasis_mask is None:
-            with nullcontext(None) as nothing:
-                yield nothing
+            yield None
             return
         steerer = self.steerer
         prompt_mask = torch.ones_like(self.emphasis_mask)
