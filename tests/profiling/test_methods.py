@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from attnsteer.profiling.batching import make_batch
 from attnsteer.profiling.items import make_item
 from attnsteer.profiling.methods import METHODS, UnknownProfileMethodError, profile_task
 from attnsteer.profiling.scorer import HeadScorer
@@ -39,10 +40,11 @@ def toy_items(model, tokenizer):
             example = Example(id=f"toy/{index}", kind="score", prompt=PROMPT, emphasis=(SPAN,),
                               answer=candidates[gold], candidates=candidates, gold=gold)
             item = make_item(example, tokenizer)
-            baseline = scorer.baseline(item)
+            batch = make_batch([item])
+            baseline = scorer.baseline(batch)
             row = torch.zeros(1, scorer.num_heads)
             row[0, DECISIVE[1]] = 1.0
-            if float(scorer.score_layer(item, baseline, DECISIVE[0], row)[0]) > baseline.score + 0.05:
+            if float(scorer.score_layer(batch, baseline, DECISIVE[0], row)[0, 0]) > float(baseline.scores[0]) + 0.05:
                 items.append(item)
     assert items, "the construction should make steering the decisive head raise some candidate"
     return scorer, items

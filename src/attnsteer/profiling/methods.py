@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from attnsteer.errors import AttnsteerError
+from attnsteer.profiling.batching import ItemBatch, group_items, make_batch
 from attnsteer.profiling.items import ProfileItem
 from attnsteer.profiling.scorer import HeadScorer
 
@@ -84,48 +85,52 @@ def _exhaustive(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress
     layers, heads = scorer.num_layers, scorer.num_heads
     rows = torch.cat([torch.eye(heads), torch.ones(1, heads)])  # each head alone, then the whole layer
     gains = torch.zeros(layers, heads + 1)
-    baselines = []
-    for item in items:
-        baseline = scorer.baseline(item)
-        baselines.append(baseline.score)
+    unsteered = []
+    for batch in _batches(scorer, items, variants=heads + 1):
+        baseline = scorer.baseline(batch)
+        unsteered += baseline.scores.tolist()
         for layer in range(layers):
-            gains[layer] += scorer.score_layer(item, baseline, layer, rows) - baseline.score
-            step(1)
+            gains[layer] += (scorer.score_layer(batch, baseline, layer, rows) - baseline.scores[:, None]).sum(0)
+            step(batch.size)
     gains /= len(items)
-    return gains[:, :heads], gains[:, heads], _mean(baselines)
+    return gains[:, :heads], gains[:, heads], _mean(unsteered)
 
 
 def _coarse_to_fine(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int):
     layers, heads = scorer.num_layers, scorer.num_heads
     layer_gains = torch.zeros(layers)
-    baselines = [scorer.baseline(item) for item in items]
-    for item, baseline in zip(items, baselines, strict=True):
+    batches = _batches(scorer, items, variants=heads)
+    baselines = [scorer.baseline(batch) for batch in batches]
+    for batch, baseline in zip(batches, baselines, strict=True):
         for layer in range(layers):
-            layer_gains[layer] += float(scorer.score_layer(item, baseline, layer, torch.ones(1, heads))[0])
-            layer_gains[layer] -= baseline.score
-            step(1)
+            gains = scorer.score_layer(batch, baseline, layer, torch.ones(1, heads))[:, 0] - baseline.scores
+            layer_gains[layer] += gains.sum()
+            step(batch.size)
     layer_gains /= len(items)
     best = layer_gains.argsort(descending=True)[:top_layers].tolist()
     head_scores = torch.full((layers, heads), float("nan"))
-    for layer in best:
-        head_scores[layer] = 0.0
-    for item, baseline in zip(items, baselines, strict=True):
+    head_scores[best] = 0.0
+    for batch, baseline in zip(batches, baselines, strict=True):
         for layer in best:
-            gains = scorer.score_layer(item, baseline, layer, torch.eye(heads)) - baseline.score
-            head_scores[layer] += gains / len(items)
-            step(1)
-    return head_scores, layer_gains, _mean([b.score for b in baselines])
+            gains = scorer.score_layer(batch, baseline, layer, torch.eye(heads)) - baseline.scores[:, None]
+            head_scores[layer] += gains.sum(0) / len(items)
+            step(batch.size)
+    return head_scores, layer_gains, _mean([score for b in baselines for score in b.scores.tolist()])
 
 
 def _gradient(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int):
     total = torch.zeros(scorer.num_layers, scorer.num_heads)
-    baselines = []
-    for item in items:
-        gradient, unsteered = scorer.gradient(item)
+    unsteered = []
+    for batch in _batches(scorer, items, variants=1):
+        gradient, scores = scorer.gradient(batch)
         total += gradient
-        baselines.append(unsteered)
-        step(1)
-    return total / len(items), None, _mean(baselines)
+        unsteered += scores.tolist()
+        step(batch.size)
+    return total / len(items), None, _mean(unsteered)
+
+
+def _batches(scorer: HeadScorer, items: Sequence[ProfileItem], variants: int) -> list[ItemBatch]:
+    return [make_batch(group) for group in group_items(items, variants, max_columns=scorer.window)]
 
 
 def _mean(values: Sequence[float]) -> float:

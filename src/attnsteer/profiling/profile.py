@@ -16,6 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from attnsteer.errors import AttnsteerError
 from attnsteer.heads import HeadConfig
 from attnsteer.models.identity import model_identity
+from attnsteer.profiling.batching import ItemBatch, group_items, make_batch
 from attnsteer.profiling.items import ProfileItem, make_items
 from attnsteer.profiling.methods import TaskProfile, check_method, profile_task, work_units
 from attnsteer.profiling.scorer import Baseline, HeadScorer
@@ -169,19 +170,20 @@ def _items(
 def _valid_objective(scorer: HeadScorer, tasks: Sequence[str], n_valid: int, tokenizer: PreTrainedTokenizerBase,
                      progress: bool):
     """objective(heads) = mean over tasks of the share of valid items whose score the heads improve."""
-    valid: dict[str, list[tuple[ProfileItem, Baseline]]] = {}
+    valid: dict[str, list[tuple[ItemBatch, Baseline]]] = {}
     for task in tqdm(tasks, desc="valid baselines", disable=not progress):
         items, _ = _items(task, "valid", n_valid, tokenizer)
-        valid[task] = [(item, scorer.baseline(item)) for item in items]
+        batches = [make_batch(group) for group in group_items(items, variants=1, max_columns=scorer.window)]
+        valid[task] = [(batch, scorer.baseline(batch)) for batch in batches]
 
     def objective(heads: set[tuple[int, int]]) -> float:
-        weights = {}
+        weights: dict[int, torch.Tensor] = {}
         for layer, head in heads:
             weights.setdefault(layer, torch.zeros(1, scorer.num_heads))[0, head] = 1.0
         shares = []
         for pairs in valid.values():
-            improved = [float(scorer.score_heads(item, base, weights)[0]) > base.score for item, base in pairs]
-            shares.append(sum(improved) / len(improved))
+            improved = [scorer.score_heads(batch, base, weights)[:, 0] > base.scores for batch, base in pairs]
+            shares.append(float(torch.cat(improved).float().mean()))
         return sum(shares) / len(shares)
 
     return objective

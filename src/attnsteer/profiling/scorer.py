@@ -1,11 +1,11 @@
-"""Score one profiling item under many head choices, reusing everything steering cannot change.
+"""Score batches of profiling items under many head choices, reusing what steering cannot change.
 
 Steering the heads of layer l changes nothing below l, and nothing at positions before the first
 emphasised token (every key such a position sees is outside the span and gets the same bias, which
-softmax cancels). So for each item the scorer runs once unsteered:
-  1. the prefix (positions before the first emphasised token) -> its KV cache;
-  2. the rest, on a copy of that cache, recording each decoder layer's output -> the baseline score.
-A variant steering heads of layer l (one head configuration per batch row) then runs only the rest,
+softmax cancels). So each batch of items (`batching.ItemBatch`) runs once unsteered:
+  1. the prefixes (positions before each item's first emphasised token) -> their KV cache;
+  2. the rests, on a copy of that cache, recording each decoder layer's output -> baseline scores.
+A variant steering heads of layer l (one head selection per batch row) then runs only the rests,
 on copies of the prefix cache, with layers < l replaced by replays of their recorded outputs.
 """
 
@@ -22,7 +22,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from attnsteer.errors import UnsupportedModelError
-from attnsteer.profiling.items import ProfileItem, item_scores
+from attnsteer.profiling.batching import ItemBatch
 from attnsteer.steering.bias import token_bias
 from attnsteer.steering.config import SteeringConfig
 from attnsteer.steering.context import model_shape
@@ -32,107 +32,103 @@ from attnsteer.steering.state import SteeringState, activate
 
 @dataclass
 class Baseline:
-    """The unsteered run of one item.
+    """The unsteered run of one batch.
 
-    prefix_cache: KV cache of positions [0, item.first_emphasised) (None when that is empty).
-    layer_outputs: what each decoder layer returned for the remaining positions ([1, rest, hidden]).
-    score: the unsteered score.
+    prefix_cache: KV cache of the prefix columns (None when the batch has no prefix).
+    layer_outputs: what each decoder layer returned for the rest columns ([B, R, hidden]).
+    scores: [B] the unsteered scores.
     """
 
     prefix_cache: Any
     layer_outputs: list[Any]
-    score: float
+    scores: torch.Tensor
 
 
 class HeadScorer:
-    """Scores items with chosen heads steered; see the module docstring for what it reuses."""
+    """Scores item batches with chosen heads steered; see the module docstring for what it reuses."""
 
     def __init__(self, model: PreTrainedModel, config: SteeringConfig | None = None) -> None:
         self.model = model
         self.config = config or SteeringConfig()
         self.num_layers, self.num_heads = model_shape(model)
         self.layers = decoder_layers(model)
+        # Items are padded when batched; a sliding window must cover a whole padded row to stay exact.
+        self.window = getattr(model.config.get_text_config(), "sliding_window", None)
 
     # ----- unsteered --------------------------------------------------------------------------
     @torch.inference_mode()
-    def baseline(self, item: ProfileItem) -> Baseline:
-        cache = self.prefix_cache(item)
+    def prefix_cache(self, batch: ItemBatch) -> Any:
+        """The KV cache of the prefix columns, or None when the batch has none."""
+        if not batch.has_prefix:
+            return None
+        output = self.model(input_ids=batch.prefix_ids, attention_mask=batch.prefix_mask.long(),
+                            position_ids=batch.prefix_positions, use_cache=True, logits_to_keep=1)
+        return output.past_key_values
+
+    @torch.inference_mode()
+    def baseline(self, batch: ItemBatch) -> Baseline:
+        cache = self.prefix_cache(batch)
         outputs: list[Any] = [None] * self.num_layers
         hooks = [layer.register_forward_hook(_recorder(outputs, index)) for index, layer in enumerate(self.layers)]
         try:
-            logits = self._run_rest(item, _repeat(cache, 1), rows=1)
+            logits = self._run_rest(batch, _repeat(cache, 1), variants=1)
         finally:
             for hook in hooks:
                 hook.remove()
-        return Baseline(cache, outputs, float(item_scores(item, logits)[0]))
-
-    @torch.inference_mode()
-    def prefix_cache(self, item: ProfileItem) -> Any:
-        """The KV cache of positions [0, item.first_emphasised), or None when there are none."""
-        prefix = item.first_emphasised
-        if prefix == 0:
-            return None
-        return self.model(input_ids=item.input_ids[None, :prefix], use_cache=True, logits_to_keep=1).past_key_values
+        return Baseline(cache, outputs, batch.scores(logits, 1)[:, 0])
 
     # ----- steered ----------------------------------------------------------------------------
     @torch.inference_mode()
-    def score_layer(self, item: ProfileItem, baseline: Baseline, layer: int, head_rows: torch.Tensor) -> torch.Tensor:
-        """Scores with heads of ONE layer steered, one head selection per row.
+    def score_layer(self, batch: ItemBatch, baseline: Baseline, layer: int, head_rows: torch.Tensor) -> torch.Tensor:
+        """Scores with heads of ONE layer steered, one head selection per variant.
 
-        head_rows: [rows, heads] float, 1.0 on the heads each row steers in `layer`.
-        Returns [rows] float32 scores.
+        head_rows: [variants, heads] float, 1.0 on the heads each variant steers in `layer`.
+        Returns [B, variants] float32 scores.
         """
-        rows = head_rows.shape[0]
-        state = self._state(item, {layer: head_rows})
-        with installed(self.model), activate(state), replaying(self.layers, baseline.layer_outputs, layer):
-            logits = self._run_rest(item, _repeat(baseline.prefix_cache, rows), rows)
-        self._check_visited(state, [layer])
-        return item_scores(item, logits)
+        return self.score_heads(batch, baseline, {layer: head_rows})
 
     @torch.inference_mode()
-    def score_heads(self, item: ProfileItem, baseline: Baseline, weights: dict[int, torch.Tensor]) -> torch.Tensor:
-        """Scores with heads of several layers steered. weights: {layer: [rows, heads]}. Returns [rows]."""
-        rows = next(iter(weights.values())).shape[0]
+    def score_heads(self, batch: ItemBatch, baseline: Baseline, weights: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Scores with heads of any layers steered. weights: {layer: [variants, heads]}. Returns [B, variants]."""
+        variants = next(iter(weights.values())).shape[0]
         lowest = min(weights)
-        state = self._state(item, weights)
-        with installed(self.model), activate(state), replaying(self.layers, baseline.layer_outputs, lowest):
-            logits = self._run_rest(item, _repeat(baseline.prefix_cache, rows), rows)
-        self._check_visited(state, list(weights))
-        return item_scores(item, logits)
+        state = self._state(batch, {layer: rows.repeat(batch.size, 1) for layer, rows in weights.items()}, variants)
+        replays = [_repeat_rows(output, variants) for output in baseline.layer_outputs[:lowest]]
+        with installed(self.model), activate(state), replaying(self.layers, replays):
+            logits = self._run_rest(batch, _repeat(baseline.prefix_cache, variants), variants)
+        _check_visited(state, list(weights))
+        return batch.scores(logits, variants)
 
-    def gradient(self, item: ProfileItem) -> tuple[torch.Tensor, float]:
-        """d(score)/d(beta) at beta = 0, where beta[l, h] scales the PASTA bias of head h in layer l.
+    def gradient(self, batch: ItemBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """d(score)/d(beta) at beta = 0, summed over the batch's items, where beta[l, h] scales the
+        PASTA bias of head h in layer l. One forward and one backward through the rest columns.
 
-        One forward and one backward through the non-prefix positions. Returns ([layers, heads], the
-        unsteered score, which is the score at beta = 0).
+        Returns ([layers, heads] summed gradient, [B] unsteered scores = the scores at beta = 0).
         """
-        cache = self.prefix_cache(item)
+        cache = self.prefix_cache(batch)
         beta = torch.zeros(self.num_layers, self.num_heads, requires_grad=True)
-        state = self._state(item, {layer: beta[layer][None] for layer in range(self.num_layers)})
+        state = self._state(batch, {layer: beta[layer][None] for layer in range(self.num_layers)}, 1)
         state.fast_prefill = False  # the full-mask path keeps zero-weight heads in the graph
         with torch.enable_grad(), installed(self.model), activate(state):
-            logits = self._run_rest(item, cache, rows=1)
-            score = item_scores(item, logits)[0]
+            scores = batch.scores(self._run_rest(batch, cache, variants=1), 1)[:, 0]
             # autograd.grad, not backward(): no gradients for the model's weights are computed.
-            (gradient,) = torch.autograd.grad(score, beta)
-        return gradient, float(score.detach())
+            (gradient,) = torch.autograd.grad(scores.sum(), beta)
+        return gradient, scores.detach()
 
     # ----- helpers ----------------------------------------------------------------------------
-    def _state(self, item: ProfileItem, weights: dict[int, torch.Tensor]) -> SteeringState:
-        bias = token_bias(item.emphasis_mask[None], item.prompt_mask[None], self.config)
+    def _state(self, batch: ItemBatch, weights: dict[int, torch.Tensor], variants: int) -> SteeringState:
+        bias = token_bias(batch.emphasis_mask, batch.prompt_mask, self.config).repeat_interleave(variants, dim=0)
         return SteeringState(bias, weights)
 
-    def _run_rest(self, item: ProfileItem, cache: Any, rows: int) -> torch.Tensor:
-        """Logits [rows, item.num_scored_positions, vocab] of the positions after the prefix."""
-        rest = item.input_ids[item.first_emphasised :][None].expand(rows, -1)
-        output = self.model(input_ids=rest, cache=cache, use_cache=cache is not None,
-                            logits_to_keep=item.num_scored_positions)
-        return output.logits
+    def _run_rest(self, batch: ItemBatch, cache: Any, variants: int) -> torch.Tensor:
+        """Logits [B * variants, batch.scored_positions, vocab] of the rest columns (rows item-major)."""
+        def rows(tensor: torch.Tensor) -> torch.Tensor:
+            return tensor.repeat_interleave(variants, dim=0)
 
-    def _check_visited(self, state: SteeringState, layers: list[int]) -> None:
-        missing = sorted(set(layers) - state.visited)
-        if missing:
-            raise UnsupportedModelError(f"layers {missing} were never steered while profiling")
+        output = self.model(input_ids=rows(batch.rest_ids), attention_mask=rows(batch.attention_mask),
+                            position_ids=rows(batch.rest_positions), cache=cache, use_cache=cache is not None,
+                            logits_to_keep=batch.scored_positions)
+        return output.logits
 
 
 def decoder_layers(model: PreTrainedModel) -> nn.ModuleList:
@@ -155,23 +151,26 @@ class ReplayLayer(nn.Module):
                 setattr(self, attribute, getattr(original, attribute))
 
     def forward(self, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        rows = hidden_states.shape[0]
-        if isinstance(self.output, tuple):
-            return (self.output[0].expand(rows, -1, -1), *self.output[1:])
-        return self.output.expand(rows, -1, -1)
+        return self.output
 
 
 @contextmanager
-def replaying(layers: nn.ModuleList, outputs: list[Any], below: int) -> Iterator[None]:
-    """Replace layers [0, below) by replays of `outputs` inside the block."""
-    originals = [layers[index] for index in range(below)]
+def replaying(layers: nn.ModuleList, outputs: list[Any]) -> Iterator[None]:
+    """Replace the first len(outputs) layers by replays of `outputs` inside the block."""
+    originals = [layers[index] for index in range(len(outputs))]
     try:
-        for index in range(below):
-            layers[index] = ReplayLayer(originals[index], outputs[index])
+        for index, output in enumerate(outputs):
+            layers[index] = ReplayLayer(originals[index], output)
         yield
     finally:
         for index, original in enumerate(originals):
             layers[index] = original
+
+
+def _check_visited(state: SteeringState, layers: list[int]) -> None:
+    missing = sorted(set(layers) - state.visited)
+    if missing:
+        raise UnsupportedModelError(f"layers {missing} were never steered while profiling")
 
 
 def _recorder(outputs: list[Any], index: int):
@@ -179,6 +178,13 @@ def _recorder(outputs: list[Any], index: int):
         outputs[index] = output
 
     return hook
+
+
+def _repeat_rows(output: Any, variants: int) -> Any:
+    """A recorded layer output (tensor [B, R, hidden] or a tuple starting with one), rows repeated."""
+    if isinstance(output, tuple):
+        return (output[0].repeat_interleave(variants, dim=0), *output[1:])
+    return output.repeat_interleave(variants, dim=0)
 
 
 def _repeat(cache: Any, rows: int) -> Any:
