@@ -65,3 +65,8 @@ def test_bad_rules_raise_naming_the_value(rule, message):
     with pytest.raises(EmphasisRuleError, match=message) as caught:
         parse_emphasis_rule(rule)
     assert isinstance(caught.value, AttnsteerError)
+
+
+def test_instruction_rule_skips_a_prompt_sharing_no_words_with_its_stripped_version():
+    doc = {"prompt": "Use no commas at all.", "prompt_without_instruction": "Something different."}
+    assert parse_emphasis_rule("instruction").spans(doc["prompt"], doc) == []

@@ -153,8 +153,8 @@ def test_lm_eval_runs_a_loglikelihood_task_steered(tiny_model_dir, tmp_path, mon
         output = lm_eval.simple_evaluate(
             model="attnsteer", model_args={"pretrained": str(tiny_model_dir("llama")), "heads": "all",
                                            "emphasis": emphasis},
-            tasks=["tiny_choice"], task_manager=TaskManager(include_path=str(tmp_path)), limit=2, batch_size=4,
-            log_samples=True)
+            tasks=["tiny_choice"], task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
+            limit=2, batch_size=4, log_samples=True)
         assert output["n-samples"]["tiny_choice"]["effective"] == 2
         assert 0.0 <= output["results"]["tiny_choice"]["acc,none"] <= 1.0
         scores[emphasis] = [resp[0][0] for sample in output["samples"]["tiny_choice"] for resp in sample["resps"]]

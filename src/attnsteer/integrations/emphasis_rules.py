@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attnsteer.errors import SpanError
-from attnsteer.integrations.ifeval_spans import instruction_spans
+from attnsteer.integrations.ifeval_spans import instruction_spans, skip_reason
 from attnsteer.spans import CharSpan, merge_spans
 
 RULE_NAMES = ("none", "first_sentence", "last_sentence", "regex:<pattern>", "instruction")
@@ -121,4 +121,6 @@ def _instruction_spans_in(context: str, doc: Mapping[str, Any] | None) -> list[C
     if offset < 0:
         return []
     spans = instruction_spans(doc["prompt"], doc["prompt_without_instruction"])
+    if skip_reason(doc["prompt"], spans):
+        return []
     return [CharSpan(span.start + offset, span.end + offset) for span in spans]

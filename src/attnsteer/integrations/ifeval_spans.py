@@ -84,7 +84,7 @@ def load_ifeval_spans(path: str | Path) -> IfevalSpans:
     result = IfevalSpans()
     for record in read_ifeval_records(path):
         spans = instruction_spans(record["prompt"], record["prompt_without_instruction"])
-        reason = _skip_reason(record["prompt"], spans)
+        reason = skip_reason(record["prompt"], spans)
         if reason:
             result.skipped.append((record["key"], reason))
             continue
@@ -93,7 +93,8 @@ def load_ifeval_spans(path: str | Path) -> IfevalSpans:
     return result
 
 
-def _skip_reason(prompt: str, spans: list[CharSpan]) -> str | None:
+def skip_reason(prompt: str, spans: list[CharSpan]) -> str | None:
+    """Why `spans` are no usable instruction span of `prompt` (None when they are)."""
     if not spans:
         return "with nothing removed"
     words = [match.span() for match in _WORD.finditer(prompt)]
