@@ -31,7 +31,7 @@ from attnsteer.profiling.selection import (
 )
 from attnsteer.steering.config import SteeringConfig
 from attnsteer.steering.context import model_shape
-from attnsteer.tasks import get_task
+from attnsteer.tasks import Example, get_task
 
 DEFAULT_TASKS = ("counterfact", "biasbios", "json_format", "pronoun_change")
 
@@ -103,7 +103,8 @@ def profile_heads(
 ) -> ProfileResult:
     """Profile `model`'s heads on `tasks` and select a head set.
 
-    Each task contributes up to `n_train` train examples (fewer if its train split is smaller). k is
+    Each task contributes `n_train` train examples (fewer if its train split is smaller), spread over
+    its records (see `spread`). k is
     `top_k` if given; else the smallest k giving `num_heads` heads; else the k in `k_grid` whose set
     improves the most valid items (`n_valid` per task, mean over tasks of the share improved).
     """
@@ -160,11 +161,19 @@ def _check_arguments(tasks: Sequence[str], n_train: int, select: str, top_k: int
 def _items(
     task: str, split: str, limit: int, tokenizer: PreTrainedTokenizerBase,
 ) -> tuple[list[ProfileItem], list[str]]:
-    examples = get_task(task)().examples(split, limit=limit)
+    examples = spread(get_task(task)().examples(split, limit=limit), limit)
     items, skipped = make_items(examples, tokenizer)
     if not items:
         raise ProfileInputError(f"task {task!r} gave no usable {split} items ({len(skipped)} skipped)")
     return items, skipped
+
+
+def spread(examples: Sequence[Example], count: int) -> list[Example]:
+    """`count` examples evenly spaced over `examples` (a task may give several examples per record,
+    e.g. CounterFact's rewrite, paraphrases and generation prompt: this takes one per record)."""
+    if len(examples) <= count:
+        return list(examples)
+    return [examples[index * len(examples) // count] for index in range(count)]
 
 
 def _valid_objective(scorer: HeadScorer, tasks: Sequence[str], n_valid: int, tokenizer: PreTrainedTokenizerBase,
