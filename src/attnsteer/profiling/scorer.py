@@ -63,7 +63,7 @@ class HeadScorer:
             return None
         output = self.model(input_ids=batch.prefix_ids, attention_mask=batch.prefix_mask.long(),
                             position_ids=batch.prefix_positions, use_cache=True, logits_to_keep=1)
-        return output.past_key_values
+        return output.cache
 
     @torch.inference_mode()
     def baseline(self, batch: ItemBatch) -> Baseline:
