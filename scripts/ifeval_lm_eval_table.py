@@ -22,6 +22,25 @@ def latest_results(folder: Path) -> dict:
     return json.loads(files[-1].read_text())
 
 
+def strict_outcomes(folder: Path) -> dict[int, tuple[bool, list[bool]]]:
+    """doc_id -> (prompt passes, each instruction passes), strict, from lm-eval's samples file."""
+    files = sorted(folder.glob("*/samples_ifeval_local_*.jsonl"))
+    samples = [json.loads(line) for line in files[-1].read_text().splitlines() if line.strip()] if files else []
+    return {s["doc_id"]: (bool(s["prompt_level_strict_acc"]), list(s["inst_level_strict_acc"])) for s in samples}
+
+
+def paired_line(name: str, run: dict, base: dict) -> str:
+    """Prompts / instructions that pass in `run` and not in zero-shot, and the reverse (same prompts)."""
+    shared = sorted(set(run) & set(base))
+    gained = sum(run[d][0] and not base[d][0] for d in shared)
+    lost = sum(base[d][0] and not run[d][0] for d in shared)
+    pairs = [(r, b) for d in shared for r, b in zip(run[d][1], base[d][1], strict=True)]
+    inst_gained = sum(r and not b for r, b in pairs)
+    inst_lost = sum(b and not r for r, b in pairs)
+    return (f"- {name} vs zero-shot, same {len(shared)} prompts (strict): prompts +{gained} / -{lost}, "
+            f"instructions +{inst_gained} / -{inst_lost} of {len(pairs)}")
+
+
 def emphasis_line(log: Path) -> str:
     found = re.findall(r"attnsteer: emphasis rule .*", log.read_text()) if log.exists() else []
     return found[-1].removeprefix("attnsteer: ") if found else ""
@@ -43,6 +62,13 @@ def main(out: Path) -> None:
     print()
     print("Accuracies in %. Emphasis per run (from the run's log):")
     print("\n".join(notes))
+    base = strict_outcomes(out / "zero_shot")
+    paired = [paired_line(name, strict_outcomes(out / name), base) for name in RUNS
+              if name != "zero_shot" and (out / name).exists() and base]
+    if paired:
+        print()
+        print("Paired changes (a prompt passes only when all its instructions do):")
+        print("\n".join(paired))
 
 
 if __name__ == "__main__":

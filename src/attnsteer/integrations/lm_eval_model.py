@@ -9,7 +9,8 @@ Model arguments (`--model_args key=value,...` or a JSON object):
   emphasis    the rule choosing the emphasised text, see `emphasis_rules` (default `none`)
   steer       false: do not steer (with `mark`, the marked-prompt baseline); default true
   mark        none | star | quote: also wrap the emphasised text in `*...*` / `"..."` in the prompt
-  batch_size  rows per forward / generate call (default 8); max_gen_toks: default generation length (256)
+  batch_size  rows per forward / generate call (lm-eval's --batch_size; `auto` means 8; max_batch_size is
+              not used); max_gen_toks: the generation length when a task sets none (256)
 Requests whose context has no emphasised text under the rule run unsteered; `emphasis_counts` counts them.
 """
 
@@ -49,7 +50,8 @@ class AttnsteerLM(LM):
 
     def __init__(self, pretrained: str | None = None, heads: Any = None, alpha: float = 0.01, mode: str = "exclude",
                  emphasis: str | None = None, steer: bool = True, mark: str | None = None, batch_size: Any = 8,
-                 max_gen_toks: int = 256, device: str | None = None, **unused: Any) -> None:
+                 max_gen_toks: int = 256, device: str | None = None, max_batch_size: Any = None,
+                 **unused: Any) -> None:
         super().__init__()
         from attnsteer.models import load_model
         from attnsteer.steerer import Steerer
@@ -91,8 +93,9 @@ class AttnsteerLM(LM):
         rows = [_move_trailing_space(p, cont) for p, cont in items]
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0][0] + rows[i][0][1]))
         results: list[tuple[float, bool] | None] = [None] * len(rows)
+        spans = [row_spans for _, row_spans in rows]
         for chunk in tqdm(_chunks(order, self.batch_size), disable=disable_tqdm, desc="attnsteer loglikelihood"):
-            for group in _by_steering(chunk, [rows[i][1] for i in range(len(rows))]):
+            for group in _by_steering(chunk, spans):
                 scored = self._score([rows[i][0] for i in group], [rows[i][1] for i in group])
                 for index, value in zip(group, scored, strict=True):
                     results[index] = value
