@@ -67,8 +67,8 @@ def test_chat_with_emphasis_in_a_message(openai_client):
                                                                                 if k != "emphasis"}], max_tokens=12)
     steered = openai_client.chat.completions.create(model=MODEL_NAME, messages=messages, max_tokens=12)
     assert steered.choices[0].message.role == "assistant"
+    assert "Paris" in plain.choices[0].message.content and "Rome" not in plain.choices[0].message.content
     assert "Rome" in steered.choices[0].message.content
-    assert steered.choices[0].message.content != plain.choices[0].message.content
 
 
 def test_chat_streams_and_stops_at_a_new_turn(openai_client):
