@@ -6,8 +6,9 @@ pass (teacher forcing, no generation):
   margin log P(gold's first token) - max over the other candidates of log P(their first token), read
   at the last prompt position. The candidates' first tokens must differ (checked; examples where
   they do not are skipped and counted).
-- "generate" examples: the sequence is prompt + reference answer; the score is the mean
-  log-probability of the answer tokens.
+- "generate" examples: the sequence is prompt + reference answer (its first MAX_ANSWER_TOKENS
+  tokens: where an instruction is followed or not shows early, and long answers dominate the cost);
+  the score is the mean log-probability of those answer tokens.
 Steering raises a head's score when it makes the right answer more likely.
 """
 
@@ -21,6 +22,8 @@ from transformers import PreTrainedTokenizerBase
 
 from attnsteer.spans import token_emphasis_mask
 from attnsteer.tasks import Example
+
+MAX_ANSWER_TOKENS = 24
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def make_item(example: Example, tokenizer: PreTrainedTokenizerBase) -> ProfileIt
         targets = (gold, *[token for i, token in enumerate(firsts) if i != example.gold])
         answer: list[int] = []
     else:
-        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"]
+        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
         targets = tuple(answer)
     ids = prompt_ids + answer
     return ProfileItem(
