@@ -185,3 +185,17 @@ def test_cli_adds_the_task_folder_only_to_runs():
                                                                                    "/e"]
     assert lm_eval_arguments(["ls", "tasks"], "/d") == ["ls", "tasks"]
     assert lm_eval_arguments(["run", "--help"], "/d") == ["run", "--help"]
+
+
+def test_plain_lm_eval_finds_the_model_when_given_the_task_folder(tiny_model_dir, tmp_path):
+    """`lm_eval --model attnsteer --tasks <attnsteer's task folder>`: the folder's task module registers the model."""
+    from attnsteer.integrations.lm_eval_tasks import TASK_DIR
+
+    environment = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "lm_eval", "--model", "attnsteer", "--model_args",
+               f"pretrained={tiny_model_dir('llama')},heads=all,emphasis=none", "--tasks", str(TASK_DIR),
+               "--limit", "1", "--gen_kwargs", "max_gen_toks=3", "--output_path", str(tmp_path / "out")]
+    finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    [results_file] = list((tmp_path / "out").glob("*/results_*.json"))
+    assert "prompt_level_strict_acc,none" in json.loads(results_file.read_text())["results"]["ifeval_local"]

@@ -17,6 +17,10 @@ ensure_punkt_tab()
 
 from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: E402
 
+# Registers the model "attnsteer": lm-eval loads this module before it creates the model when the task
+# folder itself is given as `--tasks`, so plain `lm_eval run --model attnsteer --tasks <this folder>` works.
+import attnsteer.integrations.lm_eval_model  # noqa: E402, F401
+
 DATA_VARIABLE = "ATTNSTEER_IFEVAL_DATA"
 PACKAGED_DATA = Path(__file__).resolve().parent / "data" / "ifeval_with_prompt_without_instruction.jsonl"
 __all__ = ["agg_inst_level_acc", "load_ifeval", "process_results", "ifeval_data_file"]
