@@ -55,6 +55,11 @@ def test_k_grid_picks_the_best_objective_and_prefers_smaller_sets_on_ties():
     assert values[4] == 1.0
 
 
+def test_k_grid_is_extended_when_every_intersection_is_empty():
+    best, values = choose_k(RANKINGS, [1], "intersection", lambda heads: -len(heads))
+    assert 1 not in values and best == 2 and values[2] == -1  # k=2 gives {(0, 0)}
+
+
 def test_heads_for_count_trims_by_mean_rank():
     chosen = heads_for_count(RANKINGS, 1, "intersection")
     assert chosen == {(0, 0)}
@@ -68,7 +73,6 @@ def test_heads_for_count_trims_by_mean_rank():
         lambda: select_heads(RANKINGS, 0, "union"),
         lambda: select_heads(RANKINGS, 2, "task", task="c"),
         lambda: heads_for_count(RANKINGS, 7, "union"),
-        lambda: choose_k(RANKINGS, [1], "intersection", lambda heads: 0.0),
         lambda: to_head_config(set()),
     ],
 )

@@ -53,9 +53,13 @@ def profile_command(
     _check_arguments(task_names, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
     SteeringConfig(alpha=alpha)
     loaded, tokenizer = load_model(model)
+    def save_scores(result) -> None:  # before selection, so a failed selection keeps the scores
+        if scores:
+            _write(scores, result.scores_file())
+
     result = profile_heads(loaded, tokenizer, task_names, n_train=n_train, method=method, select=select,
                            top_k=top_k, num_heads=num_heads, select_task=select_task, k_grid=grid,
-                           n_valid=n_valid, alpha=alpha, top_layers=top_layers)
+                           n_valid=n_valid, alpha=alpha, top_layers=top_layers, on_profiled=save_scores)
     for name, profile in result.profiles.items():
         best = ", ".join(f"{layer}.{head}" for layer, head in profile.ranking()[:8])
         typer.echo(f"{name}: {profile.num_items} items ({len(profile.skipped)} skipped), {profile.seconds:.0f} s; "

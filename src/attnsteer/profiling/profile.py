@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ class ProfileResult:
     config: SteeringConfig
     profiles: dict[str, TaskProfile]
     rule: str
-    heads: HeadConfig
+    heads: HeadConfig | None  # None until selected
     k: int | None
     k_values: dict[int, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -80,7 +80,8 @@ class ProfileResult:
         return {"model_id": self.model_id, "num_layers": self.num_layers, "num_heads": self.num_heads,
                 "method": self.method, "alpha": self.config.alpha, "mode": self.config.mode,
                 "select": self.rule, "k": self.k, "k_objective": {str(k): v for k, v in self.k_values.items()},
-                "selected": str(self.heads), "seconds": round(self.seconds, 1), "command": self.command,
+                "selected": None if self.heads is None else str(self.heads),
+                "seconds": round(self.seconds, 1), "command": self.command,
                 "tasks": tasks}
 
 
@@ -100,6 +101,7 @@ def profile_heads(
     mode: str = "exclude",
     top_layers: int = 3,
     progress: bool = True,
+    on_profiled: Callable[[ProfileResult], None] | None = None,
 ) -> ProfileResult:
     """Profile `model`'s heads on `tasks` and select a head set.
 
@@ -107,6 +109,7 @@ def profile_heads(
     its records (see `spread`). k is
     `top_k` if given; else the smallest k giving `num_heads` heads; else the k in `k_grid` whose set
     improves the most valid items (`n_valid` per task, mean over tasks of the share improved).
+    `on_profiled(result)` runs once the scores exist, before selection (the CLI saves them there).
     """
     check_method(method)
     _check_arguments(tasks, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
@@ -121,6 +124,11 @@ def profile_heads(
             bar.set_postfix_str(task)
             profiles[task] = profile_task(scorer, task, items, method, top_layers, bar.update)
             profiles[task].skipped = skipped
+    num_layers, heads_per_layer = model_shape(model)
+    result = ProfileResult(model_identity(model), num_layers, heads_per_layer, method, config, profiles, select,
+                           None, None, {}, time.perf_counter() - started, _command_line())
+    if on_profiled is not None:
+        on_profiled(result)
     rankings = {task: profile.ranking() for task, profile in profiles.items()}
     k, k_values = None, {}
     if top_k is not None:
@@ -134,9 +142,9 @@ def profile_heads(
     if not chosen:
         raise SelectionError(f"the {select} of the tasks' top-{k} heads is empty; use a larger --top-k or "
                              "--select union")
-    num_layers, heads_per_layer = model_shape(model)
-    return ProfileResult(model_identity(model), num_layers, heads_per_layer, method, config, profiles, select,
-                         to_head_config(chosen), k, k_values, time.perf_counter() - started, _command_line())
+    result.heads, result.k, result.k_values = to_head_config(chosen), k, k_values
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def _check_arguments(tasks: Sequence[str], n_train: int, select: str, top_k: int | None, num_heads: int | None,

@@ -83,12 +83,17 @@ def choose_k(rankings: Mapping[str, Sequence[Head]], grid: Sequence[int], rule: 
              objective: Callable[[set[Head]], float], task: str | None = None) -> tuple[int, dict[int, float]]:
     """The k in `grid` whose selection maximises `objective` (the paper cross-validates k).
 
-    Empty selections and selections equal to a smaller k's are not re-evaluated; ties go to the
-    smaller set. Returns (best k, {k: objective value}).
+    Empty selections are skipped; if every k in the grid gives an empty set, the grid is extended by
+    doubling its largest k (up to every head) until one does not. Selections equal to a smaller k's
+    are not re-evaluated; ties go to the smaller set. Returns (best k, {k: objective value}).
     """
     values: dict[int, float] = {}
     seen: dict[frozenset[Head], float] = {}
-    for k in sorted(set(grid)):
+    total = len(next(iter(rankings.values()))) if rankings else 0
+    ks = sorted(set(grid))
+    while ks and all(not select_heads(rankings, k, rule, task) for k in ks) and ks[-1] < total:
+        ks.append(min(2 * ks[-1], total))
+    for k in ks:
         chosen = frozenset(select_heads(rankings, k, rule, task))
         if not chosen:
             continue
