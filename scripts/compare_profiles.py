@@ -32,8 +32,13 @@ def main() -> None:
     print("| method | wall time (s) | selected | k | valid objective |")
     print("|---|---|---|---|---|")
     for method, table in scores.items():
-        objective = table["k_objective"].get(str(table["k"]), "-")
-        print(f"| {method} | {table['seconds']} | {table['selected']} | {table['k']} | {objective} |")
+        objective = table["k_objective"].get(str(table["k"]))
+        selected = table["selected"] or "-"
+        count = len(selected.split(","))
+        layers = ",".join(sorted({head.split(".")[0] for head in selected.split(",")}, key=int))
+        shown = selected if count <= 8 else f"{count} heads in layers {layers}"
+        value = "-" if objective is None else f"{objective:.3f}"
+        print(f"| {method} | {table['seconds']} | {shown} | {table['k']} | {value} |")
     print("\n## Ranking agreement (Spearman rho over all heads; top-8 overlap)\n")
     tasks = list(next(iter(scores.values()))["tasks"]) if scores else []
     print("| pair | " + " | ".join(tasks) + " |")
