@@ -74,11 +74,12 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=16)
     parser.add_argument("--context-tokens", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="Q = 16 only, one round")
+    parser.add_argument("--heads", default=None, help="heads to steer (default: the model's shipped set)")
     args = parser.parse_args()
     counts = [16] if args.quick else [int(q) for q in args.queries.split(",")]
     repeat = 1 if args.quick else args.repeat
     model, tokenizer = attnsteer.load_model()
-    steerer = attnsteer.Steerer(model, tokenizer, markup=None)
+    steerer = attnsteer.Steerer(model, tokenizer, heads=args.heads, markup=None)
     context, queries = context_and_queries(tokenizer, args.context_tokens)
     if len(queries) < max(counts):
         raise SystemExit(f"only {len(queries)} queries on this context; lower --queries")
