@@ -86,9 +86,10 @@ def _floats(text: str, option: str) -> list[float]:
 @exits_2_on_bad_input
 def eval_command(
     task: Annotated[str, typer.Option(help="Task(s), comma-separated: counterfact, biasbios, json_format, "
-                                      "pronoun_change.")],
+                                      "pronoun_change, squad, gsm8k.")],
     method: Annotated[str, typer.Option(help="Method(s): zero-shot, marked (both variants), marked-star, "
-                                        "marked-quote, few-shot, pasta, few-shot+pasta, all.")] = "zero-shot,pasta",
+                                        "marked-quote, few-shot, pasta, few-shot+pasta, all (those six); "
+                                        "autopasta, llmsteer (squad, gsm8k).")] = "zero-shot,pasta",
     heads: Annotated[str | None, typer.Option(help="Heads to steer (default: the model's set); with "
                      "--num-heads, a ranked 'L.H,...' list or JSON list.")] = None,
     alpha: Annotated[str, typer.Option(help="alpha, or several (comma-separated) for a sweep.")] = "0.01",
