@@ -43,14 +43,14 @@ def profile_command(
     from attnsteer.models import load_model
     from attnsteer.profiling import profile_heads
     from attnsteer.profiling.methods import check_method
-    from attnsteer.profiling.profile import _check_arguments
+    from attnsteer.profiling.profile import check_profile_arguments
     from attnsteer.steering.config import SteeringConfig
 
     task_names = [name.strip() for name in tasks.split(",") if name.strip()]
     grid = [int(value) for value in _floats(k_grid, "--k-grid")]
     # Everything that needs no model is checked before the (slow) load.
     check_method(method)
-    _check_arguments(task_names, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
+    check_profile_arguments(task_names, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
     SteeringConfig(alpha=alpha)
     loaded, tokenizer = load_model(model)
     def save_scores(result) -> None:  # before selection, so a failed selection keeps the scores

@@ -112,7 +112,7 @@ def profile_heads(
     `on_profiled(result)` runs once the scores exist, before selection (the CLI saves them there).
     """
     check_method(method)
-    _check_arguments(tasks, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
+    check_profile_arguments(tasks, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
     config = SteeringConfig(alpha=alpha, mode=mode)
     started = time.perf_counter()
     scorer = HeadScorer(model, config)
@@ -147,7 +147,7 @@ def profile_heads(
     return result
 
 
-def _check_arguments(tasks: Sequence[str], n_train: int, select: str, top_k: int | None, num_heads: int | None,
+def check_profile_arguments(tasks: Sequence[str], n_train: int, select: str, top_k: int | None, num_heads: int | None,
                      select_task: str | None, n_valid: int, top_layers: int) -> None:
     if not tasks:
         raise ProfileInputError("give at least one task to profile")
