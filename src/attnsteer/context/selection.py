@@ -11,7 +11,6 @@ The model's attention implementation is switched to the recorder for the pass an
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -23,9 +22,9 @@ from transformers.masking_utils import AttentionMaskInterface
 from attnsteer.context.config import ContextError, LLMSteerConfig
 from attnsteer.steering.attention import STEERED_EAGER, register_steered_attention, steered_eager_forward
 from attnsteer.steering.context import model_shape
+from attnsteer.steering.install import attention_switched
 
 READING_ATTENTION = "attnsteer_llmsteer_reading"
-_SWITCH_LOCK = threading.Lock()
 
 
 class AttentionTotals:
@@ -74,13 +73,8 @@ def _register() -> None:
 def reading_attention(model: PreTrainedModel) -> Iterator[None]:
     """Switch `model` to the recording attention inside the block (one switch at a time)."""
     _register()
-    with _SWITCH_LOCK:
-        original = model.config._attn_implementation
-        model.set_attn_implementation(READING_ATTENTION)
-        try:
-            yield
-        finally:
-            model.set_attn_implementation(original)
+    with attention_switched(model, READING_ATTENTION):
+        yield
 
 
 def attention_received(model: PreTrainedModel, input_ids: torch.Tensor, config: LLMSteerConfig) -> torch.Tensor:

@@ -19,17 +19,14 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from attnsteer.server.prompts import PreparedPrompt
 from attnsteer.steering.attention import STEERED_EAGER
 from attnsteer.steering.context import steering
+from attnsteer.steering.install import attention_switched
 
 
 @contextmanager
 def eager_attention(model: PreTrainedModel) -> Iterator[None]:
     """Run the model with the steered eager attention inside the block (callers hold the model lock)."""
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(STEERED_EAGER)
-    try:
+    with attention_switched(model, STEERED_EAGER):
         yield
-    finally:
-        model.set_attn_implementation(previous)
 
 
 def attention_probabilities(model: PreTrainedModel, prompt: PreparedPrompt, steer: bool) -> tuple[torch.Tensor, ...]:
