@@ -15,7 +15,7 @@ from attnsteer.errors import (
     SteeringConfigError,
     UnsupportedModelError,
 )
-from attnsteer.steering import steering
+from tests.steering.test_equivalence import steer
 from tests.tiny_models import tiny_model
 
 FACT = "Previously, The Eiffel Tower is located in Paris. Currently, The Eiffel Tower is located in Rome."
@@ -48,7 +48,10 @@ def test_batched_generation_equals_one_by_one(steerer):
     batched = steerer.generate(prompts, emphasize=spans, max_new_tokens=6)
     alone = [steerer.generate(p, emphasize=[s], max_new_tokens=6) for p, s in zip(prompts, spans, strict=True)]
     assert batched == alone
-    assert isinstance(steerer.generate(f"**{NEW}** The", max_new_tokens=2), str)
+    plain = steerer.generate(prompts, emphasize=spans, max_new_tokens=6, steer=False)
+    assert [steered != unsteered for steered, unsteered in zip(batched, plain, strict=True)] == [True, True]
+    marked = f"**{NEW}** The"  # one str in, one str out: the text of the one-row batch
+    assert steerer.generate(marked, max_new_tokens=2) == steerer.generate([marked], max_new_tokens=2)[0]
 
 
 def test_score_matches_manual_log_probs(steerer, tokenizer):
@@ -61,7 +64,7 @@ def test_score_matches_manual_log_probs(steerer, tokenizer):
     emphasis = torch.cat([encoded.emphasis_mask, torch.zeros(1, len(cont_ids), dtype=torch.bool)], dim=1)
     prompt_mask = torch.ones_like(ids, dtype=torch.bool)
     prompt_mask[:, -len(cont_ids) :] = False
-    with torch.no_grad(), steering(steerer.model, steerer.heads, emphasis, prompt_mask, SteeringConfig()):
+    with torch.no_grad(), steer(steerer.model, steerer.heads, emphasis, prompt_mask, SteeringConfig()):
         log_probs = torch.log_softmax(steerer.model(input_ids=ids).logits[0], -1)
     start = encoded.encodings["input_ids"].shape[1]
     manual = sum(float(log_probs[start - 1 + i, token]) for i, token in enumerate(cont_ids))

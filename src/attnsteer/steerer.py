@@ -11,21 +11,14 @@ import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.errors import NoEmphasisError, SteeringConfigError, UnsupportedModelError
-from attnsteer.heads.defaults import heads_for_model
-from attnsteer.heads.head_config import HeadSpec
-from attnsteer.spans import (
-    DEFAULT_MARKUP,
-    MarkedText,
-    MarkupStyle,
-    Occurrence,
-    check_spans_covered,
-    resolve_batch,
-    token_emphasis_mask,
-)
+from attnsteer.heads import HeadSpec, heads_for_model
+from attnsteer.model_info import model_shape
+from attnsteer.spans import DEFAULT_MARKUP, MarkedText, MarkupStyle, Occurrence, encode_marked, resolve_batch
 from attnsteer.spans.substrings import check_occurrence
-from attnsteer.steering.config import SteeringConfig, SteeringMode
-from attnsteer.steering.context import model_shape, steering
+from attnsteer.steering.activation import prepare_state, steered
+from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
 from attnsteer.steering.install import check_supported
+from attnsteer.steering.padding import left_pad, left_pad_prompts
 from attnsteer.steering.state import SteeringState
 
 if TYPE_CHECKING:
@@ -53,7 +46,9 @@ class Steerer:
     """Steer a model's attention towards emphasised parts of prompts (PASTA).
 
     heads: which heads to steer (any `HeadConfig.parse` form); None takes the model's default set.
-    alpha, mode: see `SteeringConfig`. markup: the inline emphasis delimiters (None disables markup).
+    config: a `SteeringConfig` (alpha and mode); `alpha=` / `mode=` are shorthand for one (default
+        alpha 0.01, exclude), not to be combined with `config=`.
+    markup: the inline emphasis delimiters (None disables markup).
     occurrence: which occurrences of a substring to emphasise, "first" or "all".
     A tokenizer without a pad token gets its EOS token as pad token (set on the tokenizer).
     """
@@ -63,10 +58,11 @@ class Steerer:
         model: PreTrainedModel,
         tokenizer: PreTrainedTokenizerBase,
         heads: HeadSpec | None = None,
-        alpha: float = 0.01,
-        mode: SteeringMode = "exclude",
+        alpha: float | None = None,
+        mode: SteeringMode | None = None,
         markup: MarkupStyle | None = DEFAULT_MARKUP,
         occurrence: Occurrence = "first",
+        config: SteeringConfig | None = None,
     ) -> None:
         check_supported(model)
         check_occurrence(occurrence)
@@ -76,7 +72,7 @@ class Steerer:
         num_layers, num_heads = model_shape(model)
         self.heads = heads_for_model(heads, model)
         self.heads.validate(num_layers, num_heads)
-        self.config = SteeringConfig(alpha=alpha, mode=mode)
+        self.config = _steering_config(config, alpha, mode)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -91,32 +87,28 @@ class Steerer:
         other.config = replace(self.config, **{k: v for k, v in (("alpha", alpha), ("mode", mode)) if v is not None})
         return other
 
+    @property
+    def row_steering(self) -> RowSteering:
+        """This steerer's heads and config, as applied to every row it steers."""
+        return RowSteering(self.heads, self.config)
+
     # ----- encoding ------------------------------------------------------------------------------
     def encode(self, prompts: str | Sequence[str], emphasize: Any = None) -> EncodedPrompts:
         """Resolve markup/substrings/char spans and tokenise (left padding)."""
         if isinstance(prompts, str):
             prompts, emphasize = [prompts], _single_prompt_emphasis(emphasize)
         marked = resolve_batch(prompts, emphasize, markup=self.markup, occurrence=self.occurrence)
-        encodings = self.tokenizer(
-            [m.text for m in marked], return_tensors="pt", padding=True, padding_side="left",
-            return_offsets_mapping=True, return_special_tokens_mask=True,
-        )
-        offsets = encodings.pop("offset_mapping").tolist()
-        special = encodings.pop("special_tokens_mask").tolist()
-        rows = []
-        for row_offsets, row_special, item in zip(offsets, special, marked, strict=True):
-            offsets_tuples = [tuple(pair) for pair in row_offsets]
-            mask = token_emphasis_mask(offsets_tuples, item.spans, [bool(s) for s in row_special])
-            check_spans_covered(mask, item.spans, offsets_tuples)
-            rows.append(mask)
-        return EncodedPrompts(encodings, torch.tensor(rows, dtype=torch.bool), marked)
+        rows = [encode_marked(self.tokenizer, item) for item in marked]
+        ids, attention, emphasis = left_pad_prompts([r[0] for r in rows], [r[1] for r in rows],
+                                                    self.tokenizer.pad_token_id)
+        return EncodedPrompts(BatchEncoding({"input_ids": ids, "attention_mask": attention}), emphasis, marked)
 
     @contextmanager
-    def steering(
+    def steered(
         self, encodings: BatchEncoding | dict[str, torch.Tensor], emphasis_mask: torch.Tensor,
         prompt_mask: torch.Tensor | None = None,
     ) -> Iterator[SteeringState]:
-        """Low level: any call of `self.model` inside the block is steered.
+        """Low level: any call of `self.model` inside the block is steered (see `steering.steered`).
 
         emphasis_mask: [batch, tokens] bool over `encodings["input_ids"]`. prompt_mask defaults to
         the attention mask (every real input token may be down-weighted).
@@ -125,7 +117,8 @@ class Steerer:
             prompt_mask = encodings.get("attention_mask")
             if prompt_mask is None:
                 prompt_mask = torch.ones_like(encodings["input_ids"])
-        with steering(self.model, self.heads, emphasis_mask, prompt_mask.bool(), self.config) as state:
+        state = prepare_state(self.model, self.row_steering, emphasis_mask, prompt_mask.bool())
+        with steered(self.model, state):
             yield state
 
     # ----- generation ----------------------------------------------------------------------------
@@ -147,9 +140,8 @@ class Steerer:
         encoded = self.encode(prompts, emphasize)
         settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "top_p": None, "top_k": None,
                     "pad_token_id": self.tokenizer.pad_token_id, **generate_kwargs}
-        with torch.inference_mode(), self._maybe_steering(encoded, steer) as state:
+        with torch.inference_mode(), self._maybe_steered(encoded, steer):
             output = self.model.generate(**encoded.encodings, **settings)
-        self._check_visited(state)
         new_tokens = output[:, encoded.encodings["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return texts[0] if single else texts
@@ -176,9 +168,8 @@ class Steerer:
             raise ValueError("a continuation to score is empty")
         batch = _append_continuations(encoded, cont_ids, self.tokenizer.pad_token_id)
         longest = max(len(ids) for ids in cont_ids)
-        with torch.inference_mode(), self._maybe_steering(batch, steer) as state:
+        with torch.inference_mode(), self._maybe_steered(batch, steer):
             logits = self.model(**batch.encodings, logits_to_keep=longest + 1).logits[:, :-1].float()
-        self._check_visited(state)
         log_probs = torch.log_softmax(logits, dim=-1)
         scores = []
         for row, ids in enumerate(cont_ids):
@@ -203,12 +194,11 @@ class Steerer:
         batch_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in cont_ids])
         prompt_attention = encoded.encodings["attention_mask"].expand(len(cont_ids), -1)
         attention = torch.cat([prompt_attention, _first_n(cont_ids, width)], dim=1)
-        with torch.inference_mode(), self._maybe_steering(encoded, steer) as state:
+        with torch.inference_mode(), self._maybe_steered(encoded, steer):
             prefill = self.model(**encoded.encodings, use_cache=True, logits_to_keep=1)
             cache = prefill.past_key_values
             cache.batch_repeat_interleave(len(cont_ids))
             logits = self.model(input_ids=batch_ids, attention_mask=attention.long(), cache=cache).logits
-        self._check_visited(state)
         first = torch.log_softmax(prefill.logits[0, -1].float(), -1)
         rest = torch.log_softmax(logits.float(), -1)
         scores = []
@@ -227,7 +217,7 @@ class Steerer:
 
     # ----- helpers -------------------------------------------------------------------------------
     @contextmanager
-    def _maybe_steering(self, encoded: EncodedPrompts, steer: bool) -> Iterator[SteeringState | None]:
+    def _maybe_steered(self, encoded: EncodedPrompts, steer: bool) -> Iterator[SteeringState | None]:
         if not steer:
             yield None
             return
@@ -236,18 +226,19 @@ class Steerer:
                 "nothing is emphasised: mark text with **...** or pass emphasize=[...] "
                 "(or steer=False for the plain model)"
             )
-        with self.steering(encoded.encodings, encoded.emphasis_mask, encoded.prompt_mask) as state:
+        with self.steered(encoded.encodings, encoded.emphasis_mask, encoded.prompt_mask) as state:
             yield state
 
-    def _check_visited(self, state: SteeringState | None) -> None:
-        if state is None:
-            return
-        missing = sorted({layer for layer, _ in self.heads.layers} - state.visited)
-        if missing:
-            raise UnsupportedModelError(
-                f"layers {missing} were never steered: their attention does not dispatch through "
-                "transformers' AttentionInterface"
-            )
+
+def _steering_config(config: SteeringConfig | None, alpha: float | None, mode: SteeringMode | None) -> SteeringConfig:
+    """`config`, or one built from the alpha/mode shorthand (defaults 0.01, exclude)."""
+    if config is None:
+        return SteeringConfig(**{k: v for k, v in (("alpha", alpha), ("mode", mode)) if v is not None})
+    if alpha is not None or mode is not None:
+        raise SteeringConfigError("give config=SteeringConfig(...) or alpha=/mode=, not both")
+    if not isinstance(config, SteeringConfig):
+        raise SteeringConfigError(f"config must be a SteeringConfig, got {config!r}")
+    return config
 
 
 def _first_n(rows: list[list[int]], width: int) -> torch.Tensor:
@@ -268,17 +259,9 @@ def _append_continuations(encoded: EncodedPrompts, cont_ids: list[list[int]], pa
     ids, prompt, emphasis = [], [], []
     for row, cont in enumerate(cont_ids):
         keep = encoded.encodings["attention_mask"][row].bool()
-        row_ids = encoded.encodings["input_ids"][row][keep].tolist() + cont
-        ids.append(row_ids)
+        ids.append(encoded.encodings["input_ids"][row][keep].tolist() + cont)
         prompt.append([True] * int(keep.sum()) + [False] * len(cont))
         emphasis.append(encoded.emphasis_mask[row][keep].tolist() + [False] * len(cont))
-    width = max(len(row) for row in ids)
-
-    def left_pad(rows: list[list[Any]], value: Any) -> torch.Tensor:
-        return torch.tensor([[value] * (width - len(row)) + row for row in rows])
-
-    encodings = BatchEncoding({
-        "input_ids": left_pad(ids, pad_id),
-        "attention_mask": left_pad([[1] * len(row) for row in ids], 0),
-    })
-    return EncodedPrompts(encodings, left_pad(emphasis, False), encoded.marked, left_pad(prompt, False))
+    input_ids, attention, emphasis_mask = left_pad_prompts(ids, emphasis, pad_id)
+    encodings = BatchEncoding({"input_ids": input_ids, "attention_mask": attention})
+    return EncodedPrompts(encodings, emphasis_mask, encoded.marked, left_pad(prompt, False))

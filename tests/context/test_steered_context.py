@@ -7,8 +7,8 @@ import torch
 
 from attnsteer.context import ContextError, LLMSteerConfig, prepare_context
 from attnsteer.steerer import Steerer
-from attnsteer.steering.context import steering
 from tests.context.conftest import CONTEXT, QUERY
+from tests.steering.test_equivalence import steer
 from tests.tiny_models import tiny_model
 
 TOLERANCE = 1e-4
@@ -26,7 +26,7 @@ def from_scratch(context, query: str) -> torch.Tensor:
         emphasis = torch.cat([context.emphasis_mask, torch.zeros_like(query_ids, dtype=torch.bool)], dim=1)
         prompt = torch.zeros_like(emphasis)
         prompt[:, :n] = True  # the query's own tokens are never down-weighted
-        with steering(steerer.model, steerer.heads, emphasis, prompt, steerer.config):
+        with steer(steerer.model, steerer.heads, emphasis, prompt, steerer.config):
             return steerer.model(input_ids=ids).logits[0, n:].float()
 
 
@@ -49,7 +49,6 @@ def test_steering_changes_the_answer_and_only_through_the_context(tiny_steerer):
     assert (steered.logits(QUERY) - plain.logits(QUERY)).abs().max().item() > 1e-3
 
 
-@pytest.mark.embedded
 @pytest.mark.parametrize("method", ["llmsteer", "spans"])
 def test_cached_context_equals_recomputing_embedded(embedded_steerer, method):
     # ~600 tokens: longer than Gemma 3's 512-token sliding window, so the query reads a trimmed cache.
@@ -61,7 +60,6 @@ def test_cached_context_equals_recomputing_embedded(embedded_steerer, method):
     assert (context.logits(query) - from_scratch(context, query)).abs().max().item() <= TOLERANCE
 
 
-@pytest.mark.embedded
 def test_queries_do_not_leak_and_the_stored_cache_never_grows(embedded_steerer):
     context = embedded_steerer.prepare_context(CONTEXT, "llmsteer")
     stored = context.cache.get_seq_length()
@@ -77,7 +75,6 @@ def test_queries_do_not_leak_and_the_stored_cache_never_grows(embedded_steerer):
     assert context.generate(second, max_new_tokens=6) == fresh.generate(second, max_new_tokens=6)
 
 
-@pytest.mark.embedded
 def test_score_and_generate_agree_with_logits(embedded_steerer):
     context = embedded_steerer.prepare_context(CONTEXT, "spans", emphasize=["He is a software engineer"])
     query = " The software engineer lives in"
@@ -92,7 +89,7 @@ def test_score_and_generate_agree_with_logits(embedded_steerer):
 def test_bad_input_is_refused(tiny_steerer):
     with pytest.raises(ContextError, match="context is empty"):
         prepare_context(tiny_steerer, "   ", "plain")
-    with pytest.raises(ContextError, match="unknown context method 'bold'; allowed: llmsteer, spans, plain"):
+    with pytest.raises(ContextError, match="unknown context method 'bold'; choose one of 'llmsteer', 'spans', 'plain'"):
         prepare_context(tiny_steerer, CONTEXT, "bold")
     with pytest.raises(ContextError, match="emphasize goes with method='spans'"):
         prepare_context(tiny_steerer, CONTEXT, "llmsteer", emphasize=["Paris"])

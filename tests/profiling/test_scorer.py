@@ -9,9 +9,9 @@ from attnsteer.profiling.batching import group_items, make_batch
 from attnsteer.profiling.items import item_scores, make_item
 from attnsteer.profiling.scorer import HeadScorer
 from attnsteer.spans import CharSpan
+from attnsteer.steering.activation import steered
 from attnsteer.steering.bias import token_bias
-from attnsteer.steering.install import installed
-from attnsteer.steering.state import SteeringState, activate
+from attnsteer.steering.state import SteeringState
 from attnsteer.tasks import Example
 from tests.tiny_models import CORPUS, tiny_model
 
@@ -34,7 +34,7 @@ def reference_scores(scorer, item, weights):
     """One item, full sequence, no reuse: the plain steered forward the scorer must reproduce. -> [variants]"""
     variants = next(iter(weights.values())).shape[0]
     bias = token_bias(item.emphasis_mask[None], item.prompt_mask[None], scorer.config)
-    with torch.inference_mode(), installed(scorer.model), activate(SteeringState(bias, weights)):
+    with torch.inference_mode(), steered(scorer.model, SteeringState(bias, weights)):
         logits = scorer.model(input_ids=item.input_ids[None].expand(variants, -1),
                               logits_to_keep=item.num_scored_positions).logits
     return item_scores(item, logits)

@@ -7,9 +7,9 @@ import pytest
 from attnsteer import Steerer
 from attnsteer.heads.head_config import HeadConfig
 from attnsteer.server.engine import BatchGenerator, Finished, GenerationJob, TextDelta
-from attnsteer.server.prompts import PreparedPrompt, Steering
+from attnsteer.server.prompts import PreparedPrompt
 from attnsteer.spans import resolve_emphasis
-from attnsteer.steering.config import SteeringConfig
+from attnsteer.steering.config import RowSteering, SteeringConfig
 from tests.tiny_models import tiny_model
 
 PROMPTS = [
@@ -17,11 +17,11 @@ PROMPTS = [
     ("The Eiffel Tower is located in the city of Paris, the capital of France.", "the capital of France"),
     ("She is a nurse who works at the hospital.", None),
 ]
-STEERINGS = [Steering(HeadConfig.parse("1", 3, 4), SteeringConfig(0.01)),
-             Steering(HeadConfig.parse("0.1,2.3"), SteeringConfig(0.3, "include")), None]
+STEERINGS = [RowSteering(HeadConfig.parse("1", 3, 4), SteeringConfig(0.01)),
+             RowSteering(HeadConfig.parse("0.1,2.3"), SteeringConfig(0.3, "include")), None]
 
 
-def prepared(tokenizer, text: str, emphasis: str | None, steering: Steering | None) -> PreparedPrompt:
+def prepared(tokenizer, text: str, emphasis: str | None, steering: RowSteering | None) -> PreparedPrompt:
     marked = resolve_emphasis(text, emphasis)
     encoded = tokenizer(marked.text, return_offsets_mapping=True)
     mask = [any(span.overlaps(s, e) for span in marked.spans) and s < e for s, e in encoded["offset_mapping"]]
@@ -61,7 +61,7 @@ def test_mixed_batch_equals_rows_alone_and_the_steerer(architecture, tokenizer):
 def test_steering_changes_the_row(tokenizer):
     generator = BatchGenerator(tiny_model("llama"), tokenizer)
     text, emphasis = PROMPTS[0]
-    strong = Steering(HeadConfig.parse("all", 3, 4), SteeringConfig(0.0001))
+    strong = RowSteering(HeadConfig.parse("all", 3, 4), SteeringConfig(0.0001))
     rows = [prepared(tokenizer, text, emphasis, strong), prepared(tokenizer, text, None, None)]
     steered, plain = run(generator, rows, max_tokens=12)
     assert steered[0] != plain[0]

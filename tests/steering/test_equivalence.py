@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from attnsteer import HeadConfig, SteeringConfig
-from attnsteer.steering import steering
+from attnsteer.steering import RowSteering, prepare_state, steered
 from tests.steering.reference import ReferenceSpec, multiplier, reference_steering
 from tests.tiny_models import ARCHITECTURES, SLIDING_WINDOW_ARCHITECTURES, tiny_model
 
@@ -29,9 +29,15 @@ def encode(tokenizer, prompts, padding_side="left"):
     return enc, emphasis
 
 
+def steer(model, heads, emphasis, mask, config=None, fast_prefill=True):
+    """A block steering every call of `model`: the one public path (prepare a state, then activate it)."""
+    row = RowSteering(heads, config or SteeringConfig())
+    return steered(model, prepare_state(model, row, emphasis, mask, fast_prefill))
+
+
 def steered_logits(model, enc, emphasis, heads=HEADS, alpha=0.01, fast_prefill=True):
     mask = enc["attention_mask"].bool()
-    with torch.no_grad(), steering(model, heads, emphasis, mask, SteeringConfig(alpha=alpha), fast_prefill):
+    with torch.no_grad(), steer(model, heads, emphasis, mask, SteeringConfig(alpha=alpha), fast_prefill):
         return model(**enc).logits
 
 
@@ -65,8 +71,10 @@ def test_every_head_steered_and_per_row_head_weights(architecture, tokenizer):
     assert (steered_logits(model, enc, emphasis, every) - reference_logits(model, enc, emphasis, every)).abs()[
         enc["attention_mask"].bool()].max() <= 1e-4
     mask = enc["attention_mask"].bool()
-    with torch.no_grad(), steering(model, HeadConfig.from_dict({0: [0, 1]}), emphasis, mask) as state:
-        state.weights[0] = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])  # row 0: head 0; row 1: head 1
+    rows = [RowSteering(HeadConfig.from_dict({0: [0]})), RowSteering(HeadConfig.from_dict({0: [1]}))]
+    state = prepare_state(model, rows, emphasis, mask)  # row 0 steers head 0, row 1 head 1
+    assert torch.equal(state.weights[0], torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]))
+    with torch.no_grad(), steered(model, state):
         per_row = model(**enc).logits
     for row, head in enumerate((0, 1)):
         alone = steered_logits(model, enc, emphasis, HeadConfig.from_dict({0: [head]}))
@@ -91,7 +99,7 @@ def test_include_mode_equals_exclude_mode(architecture, tokenizer):
     mask = enc["attention_mask"].bool()
     results = []
     for mode in ("exclude", "include"):
-        with torch.no_grad(), steering(model, HEADS, emphasis, mask, SteeringConfig(0.01, mode)):
+        with torch.no_grad(), steer(model, HEADS, emphasis, mask, SteeringConfig(0.01, mode)):
             results.append(model(**enc).logits)
     # Without a cache there are no generated tokens, so both modes give the same softmax.
     assert (results[0] - results[1]).abs().max() <= 1e-4

@@ -1,30 +1,24 @@
 """LLMSteer's token selection: accumulate each context token's attention over two readings, keep
 the tokens in the top-k of both.
 
-A reading is one forward pass over `[special tokens] + prefix + context` with a recording attention
-function: the model's own eager attention (through attnsteer's steered eager path, so a steering
-block elsewhere keeps working) that also adds the attention probabilities each key receives,
-summed over the chosen heads and all query positions, into a per-call accumulator (a contextvar).
-The model's attention implementation is switched to the recorder for the pass and restored after.
+A reading is one forward pass over `[special tokens] + prefix + context` inside
+`steering.reading_attention`: the installed steered attention computes the probabilities (the model's
+eager attention) and hands each layer's to an accumulator that adds the attention each key receives,
+summed over the chosen heads and all query positions. Nothing model-wide is switched, so a steering
+block running in another thread at the same time is unaffected.
 """
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from transformers import AttentionInterface, PreTrainedModel
-from transformers.masking_utils import AttentionMaskInterface
+from transformers import PreTrainedModel
 
 from attnsteer.context.config import ContextError, LLMSteerConfig
-from attnsteer.steering.attention import STEERED_EAGER, register_steered_attention, steered_eager_forward
-from attnsteer.steering.context import model_shape
-from attnsteer.steering.install import attention_switched
-
-READING_ATTENTION = "attnsteer_llmsteer_reading"
+from attnsteer.model_info import model_shape
+from attnsteer.steering.activation import reading_attention
 
 
 class AttentionTotals:
@@ -49,43 +43,11 @@ class AttentionTotals:
         self.seen.add(layer)
 
 
-_TOTALS: contextvars.ContextVar[AttentionTotals | None] = contextvars.ContextVar("attnsteer_reading", default=None)
-
-
-def reading_attention_forward(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
-                              value: torch.Tensor, attention_mask: torch.Tensor | None,
-                              **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """attnsteer's eager attention, recording the probabilities [batch, heads, queries, keys]."""
-    output, weights = steered_eager_forward(module, query, key, value, attention_mask, **kwargs)
-    totals = _TOTALS.get()
-    if totals is not None and weights is not None:
-        totals.add(module.layer_idx, weights.detach())
-    return output, weights
-
-
-def _register() -> None:
-    register_steered_attention()
-    AttentionInterface.register(READING_ATTENTION, reading_attention_forward)
-    AttentionMaskInterface.register(READING_ATTENTION, AttentionMaskInterface()[STEERED_EAGER])
-
-
-@contextmanager
-def reading_attention(model: PreTrainedModel) -> Iterator[None]:
-    """Switch `model` to the recording attention inside the block (one switch at a time)."""
-    _register()
-    with attention_switched(model, READING_ATTENTION):
-        yield
-
-
 def attention_received(model: PreTrainedModel, input_ids: torch.Tensor, config: LLMSteerConfig) -> torch.Tensor:
     """[tokens] float32: attention each position of `input_ids` [1, tokens] receives in one reading."""
     totals = AttentionTotals(config.layers, config.heads)
-    token = _TOTALS.set(totals)
-    try:
-        with torch.inference_mode(), reading_attention(model):
-            model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), logits_to_keep=1)
-    finally:
-        _TOTALS.reset(token)
+    with torch.inference_mode(), reading_attention(model, totals.add):
+        model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), logits_to_keep=1)
     if totals.totals is None:
         raise ContextError("no attention was recorded: the model's attention does not dispatch through "
                            "transformers' AttentionInterface")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from attnsteer.context.config import ContextError
-from attnsteer.steering.context import steering
+from attnsteer.steering.activation import prepare_state, steered
 
 if TYPE_CHECKING:
     from transformers import Cache
@@ -76,19 +76,17 @@ class SteeredContext:
         ids = torch.cat([self.input_ids, query_ids], dim=1)
         settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "top_p": None, "top_k": None,
                     "pad_token_id": self.steerer.tokenizer.pad_token_id, **generate_kwargs}
-        with torch.inference_mode(), self.steering() as state:
+        with torch.inference_mode(), self.steering_block():
             output = self.steerer.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                                  cache=self.fresh_cache(), **settings)
-        self.steerer._check_visited(state)
         return self.steerer.tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)
 
     def logits(self, query: str) -> torch.Tensor:
         """[query tokens, vocab] float32: the next-token logits at each query position."""
         query_ids = self._query_ids(query)
-        with torch.inference_mode(), self.steering() as state:
+        with torch.inference_mode(), self.steering_block():
             out = self.steerer.model(input_ids=query_ids, attention_mask=self._attention(query_ids.shape[1]),
                                      cache=self.fresh_cache(), use_cache=True)
-        self.steerer._check_visited(state)
         return out.logits[0].float()
 
     def score(self, query: str, answer: str) -> float:
@@ -96,24 +94,23 @@ class SteeredContext:
         query_ids = self._query_ids(query)
         answer_ids = self._query_ids(answer, what="answer")
         ids = torch.cat([query_ids, answer_ids], dim=1)
-        with torch.inference_mode(), self.steering() as state:
+        with torch.inference_mode(), self.steering_block():
             out = self.steerer.model(input_ids=ids, attention_mask=self._attention(ids.shape[1]),
                                      cache=self.fresh_cache(), use_cache=True,
                                      logits_to_keep=answer_ids.shape[1] + 1)
-        self.steerer._check_visited(state)
         log_probs = torch.log_softmax(out.logits[0, :-1].float(), dim=-1)
         return float(log_probs.gather(-1, answer_ids[0][:, None]).sum())
 
     # ----- internals ------------------------------------------------------------------------------
     @contextmanager
-    def steering(self) -> Iterator[SteeringState | None]:
-        """Steer the model with this context's bias (keys 0..n-1) inside the block; no-op when plain."""
+    def steering_block(self) -> Iterator[SteeringState | None]:
+        """Steer the model with this context's bias (keys 0..n-1) inside the block; plain when unsteered."""
         if self.emphasis_mask is None:
             yield None
             return
-        steerer = self.steerer
         prompt_mask = torch.ones_like(self.emphasis_mask)
-        with steering(steerer.model, steerer.heads, self.emphasis_mask, prompt_mask, steerer.config) as state:
+        state = prepare_state(self.steerer.model, self.steerer.row_steering, self.emphasis_mask, prompt_mask)
+        with steered(self.steerer.model, state):
             yield state
 
     def fresh_cache(self) -> Cache:
@@ -121,10 +118,9 @@ class SteeredContext:
         return copy.deepcopy(self.cache)
 
     def _prefill(self) -> Cache:
-        with torch.inference_mode(), self.steering() as state:
+        with torch.inference_mode(), self.steering_block():
             out = self.steerer.model(input_ids=self.input_ids, attention_mask=torch.ones_like(self.input_ids),
                                      use_cache=True, logits_to_keep=1)
-        self.steerer._check_visited(state)
         return out.past_key_values
 
     def _attention(self, new_tokens: int) -> torch.Tensor:

@@ -1,6 +1,11 @@
-"""Which attention heads to steer: `HeadConfig` and the shipped default sets."""
+"""Which attention heads to steer: `HeadConfig`, head files and the shipped default sets.
 
-from attnsteer.heads.defaults import default_heads, heads_for_model
+Pure Python: nothing here imports torch or transformers.
+"""
+
+from attnsteer.heads.defaults import default_heads, heads_for_model, shipped_head_sets
 from attnsteer.heads.head_config import HeadConfig, HeadSpec
+from attnsteer.heads.head_file import HeadFile, read_head_file
 
-__all__ = ["HeadConfig", "HeadSpec", "default_heads", "heads_for_model"]
+__all__ = ["HeadConfig", "HeadFile", "HeadSpec", "default_heads", "heads_for_model", "read_head_file",
+           "shipped_head_sets"]

@@ -7,62 +7,56 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from transformers import PreTrainedModel
-
 from attnsteer.errors import HeadConfigError
 from attnsteer.heads.head_config import HeadConfig, HeadSpec
-from attnsteer.models.identity import model_identity
+from attnsteer.heads.head_file import HeadFile, parse_head_file, read_head_file
+from attnsteer.model_info import model_identity, model_shape
 
 
-def shipped_head_sets() -> list[dict[str, Any]]:
-    """Every head set file under `attnsteer/heads/default_sets/` (model_id, shape, heads, provenance)."""
+def shipped_head_sets() -> list[HeadFile]:
+    """Every head file under `attnsteer/heads/default_sets/` (each names its model and shape)."""
     folder = files("attnsteer.heads").joinpath("default_sets")
-    return [json.loads(entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".json")]
+    return [parse_head_file(json.loads(entry.read_text()), entry.name)
+            for entry in folder.iterdir() if entry.name.endswith(".json")]
 
 
-def default_heads(model: PreTrainedModel) -> HeadConfig:
+def default_heads(model: Any) -> HeadConfig:
     """The shipped head set for this exact model; an error (never a guess) for any other model."""
-    identity = model_identity(model)
-    config = model.config.get_text_config()
+    identity, shape = model_identity(model), model_shape(model)
     for entry in shipped_head_sets():
-        if entry["model_id"] == identity and (entry["num_layers"], entry["num_heads"]) == (
-            config.num_hidden_layers, config.num_attention_heads,
-        ):
-            return HeadConfig.from_dict(entry["heads"])
-    known = sorted(entry["model_id"] for entry in shipped_head_sets())
+        if entry.model_id == identity and (entry.num_layers, entry.num_heads) == shape:
+            return entry.heads
+    known = sorted(str(entry.model_id) for entry in shipped_head_sets())
     raise HeadConfigError(
         f"no default head set for model {identity!r} (shipped: {known}); pass heads= a JSON file, "
         "'all', layer numbers like '12', or 'L.H' pairs like '11.2,12.0'"
     )
 
 
-def heads_for_model(spec: HeadSpec | None, model: PreTrainedModel) -> HeadConfig:
+def heads_for_model(spec: HeadSpec | None, model: Any) -> HeadConfig:
     """`spec` parsed and validated for `model`; None gives the model's shipped default set.
 
     A JSON file written by `attnsteer profile` names the model it was profiled on: using it with any
     other model (another identity or shape) is an error, since head indices mean nothing across models.
     """
-    config = model.config.get_text_config()
-    shape = (config.num_hidden_layers, config.num_attention_heads)
+    shape = model_shape(model)
     if spec is None:
         return default_heads(model)
-    _check_profiled_for(spec, model_identity(model), shape)
+    if isinstance(spec, Path) or (isinstance(spec, str) and spec.endswith(".json")):
+        head_file = read_head_file(spec)
+        check_profiled_for(head_file, str(spec), model_identity(model), shape)
+        spec = head_file.heads
     return HeadConfig.parse(spec, *shape)
 
 
-def _check_profiled_for(spec: HeadSpec, identity: str, shape: tuple[int, int]) -> None:
-    if not (isinstance(spec, Path) or (isinstance(spec, str) and spec.endswith(".json"))):
-        return
-    try:
-        entry = json.loads(Path(spec).read_text())
-    except (OSError, ValueError):
-        return  # HeadConfig.load reports unreadable files
-    if not isinstance(entry, dict) or "model_id" not in entry:
+def check_profiled_for(head_file: HeadFile, name: str, identity: str, shape: tuple[int, int]) -> None:
+    """Raise HeadConfigError when `head_file` names a model other than (identity, shape)."""
+    if not head_file.names_model:
         return  # a plain PASTA head file carries no model
-    profiled = (entry.get("num_layers"), entry.get("num_heads"))
-    if entry["model_id"] != identity or profiled != shape:
+    profiled = (head_file.num_layers, head_file.num_heads)
+    if head_file.model_id != identity or profiled != shape:
         raise HeadConfigError(
-            f"head file {spec} was profiled for model {entry['model_id']!r} ({profiled[0]} layers x {profiled[1]} "
-            f"heads), not for {identity!r} ({shape[0]} x {shape[1]}); profile this model with `attnsteer profile` "
-            "or pass heads as 'L.H' pairs"
+            f"head file {name} was profiled for model {head_file.model_id!r} ({profiled[0]} layers x "
+            f"{profiled[1]} heads), not for {identity!r} ({shape[0]} x {shape[1]}); profile this model with "
+            "`attnsteer profile` or pass heads as 'L.H' pairs"
         )

@@ -118,18 +118,10 @@ class HeadConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> HeadConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise HeadConfigError(f"head config file {str(path)!r} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise HeadConfigError(f"head config file {str(path)!r} is not valid JSON: {error}") from None
-        if isinstance(data, dict) and "heads" in data and isinstance(data["heads"], dict):
-            data = data["heads"]  # a profile file that wraps the head set with metadata
-        if not isinstance(data, dict):
-            raise HeadConfigError(f"head config file {str(path)!r} must hold a JSON object {{layer: [heads]}}")
-        return cls.from_dict(data)
+        """The head set of a head file (any form `head_file.read_head_file` reads)."""
+        from attnsteer.heads.head_file import read_head_file
+
+        return read_head_file(path).heads
 
     def __str__(self) -> str:
         return ",".join(f"{layer}.{head}" for layer, heads in self.layers for head in heads)

@@ -73,7 +73,7 @@ def _convert_gguf(work: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from attnsteer.models.identity import IDENTITY_ATTRIBUTE
+    from attnsteer.model_info import IDENTITY_ATTRIBUTE
 
     gguf = package.assemble(work / package.MODEL_NAME)
     _say("assembled the GGUF; reading the tokenizer...")

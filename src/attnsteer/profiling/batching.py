@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from attnsteer.profiling.items import ProfileItem, item_scores
+from attnsteer.steering.padding import left_pad
 
 
 @dataclass(frozen=True)
@@ -72,13 +73,10 @@ def make_batch(items: Sequence[ProfileItem]) -> ItemBatch:
         raise ValueError("items with no prefix are batched alone (a fully padded prefix row is not safe)")
     width_p, width_r = max(prefixes), max(rests)
 
-    def left_pad(values: torch.Tensor, width: int, fill) -> torch.Tensor:
-        return torch.cat([torch.full((width - len(values),), fill, dtype=values.dtype), values])
-
     def laid_out(tensor_of, fill) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = list(zip(items, prefixes, strict=True))
-        prefix = torch.stack([left_pad(tensor_of(item)[:p], width_p, fill) for item, p in pairs])
-        rest = torch.stack([left_pad(tensor_of(item)[p:], width_r, fill) for item, p in pairs])
+        prefix = left_pad([tensor_of(item)[:p] for item, p in pairs], fill, width_p)
+        rest = left_pad([tensor_of(item)[p:] for item, p in pairs], fill, width_r)
         return prefix, rest
 
     prefix_ids, rest_ids = laid_out(lambda item: item.input_ids, 0)

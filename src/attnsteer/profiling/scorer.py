@@ -22,12 +22,12 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from attnsteer.errors import UnsupportedModelError
+from attnsteer.model_info import model_shape
 from attnsteer.profiling.batching import ItemBatch
+from attnsteer.steering.activation import steered
 from attnsteer.steering.bias import token_bias
 from attnsteer.steering.config import SteeringConfig
-from attnsteer.steering.context import model_shape
-from attnsteer.steering.install import installed
-from attnsteer.steering.state import SteeringState, activate
+from attnsteer.steering.state import SteeringState
 
 
 @dataclass
@@ -94,9 +94,8 @@ class HeadScorer:
         lowest = min(weights)
         state = self._state(batch, {layer: rows.repeat(batch.size, 1) for layer, rows in weights.items()}, variants)
         replays = [_repeat_rows(output, variants) for output in baseline.layer_outputs[:lowest]]
-        with installed(self.model), activate(state), replaying(self.layers, replays):
+        with steered(self.model, state), replaying(self.layers, replays):
             logits = self._run_rest(batch, _repeat(baseline.prefix_cache, variants), variants)
-        _check_visited(state, list(weights))
         return batch.scores(logits, variants)
 
     def gradient(self, batch: ItemBatch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,7 +108,7 @@ class HeadScorer:
         beta = torch.zeros(self.num_layers, self.num_heads, requires_grad=True)
         state = self._state(batch, {layer: beta[layer][None] for layer in range(self.num_layers)}, 1)
         state.fast_prefill = False  # the full-mask path keeps zero-weight heads in the graph
-        with torch.enable_grad(), installed(self.model), activate(state):
+        with torch.enable_grad(), steered(self.model, state):
             scores = batch.scores(self._run_rest(batch, cache, variants=1), 1)[:, 0]
             # autograd.grad, not backward(): no gradients for the model's weights are computed.
             (gradient,) = torch.autograd.grad(scores.sum(), beta)
@@ -117,6 +116,8 @@ class HeadScorer:
 
     # ----- helpers ----------------------------------------------------------------------------
     def _state(self, batch: ItemBatch, weights: dict[int, torch.Tensor], variants: int) -> SteeringState:
+        """A state whose head weights are given per row ([B * variants, heads] per layer; or a [1, heads]
+        tensor that requires grad, for `gradient`), so one forward scores many head choices."""
         bias = token_bias(batch.emphasis_mask, batch.prompt_mask, self.config).repeat_interleave(variants, dim=0)
         return SteeringState(bias, weights)
 
@@ -165,12 +166,6 @@ def replaying(layers: nn.ModuleList, outputs: list[Any]) -> Iterator[None]:
     finally:
         for index, original in enumerate(originals):
             layers[index] = original
-
-
-def _check_visited(state: SteeringState, layers: list[int]) -> None:
-    missing = sorted(set(layers) - state.visited)
-    if missing:
-        raise UnsupportedModelError(f"layers {missing} were never steered while profiling")
 
 
 def _recorder(outputs: list[Any], index: int):

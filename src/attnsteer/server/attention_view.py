@@ -1,46 +1,32 @@
 """The playground's attention view: how much attention the steered heads put on the emphasis.
 
-One eager forward of the prompt without steering and one with it (eager attention returns the
-probabilities; the model's implementation is switched for these two calls only, under the server's
-model lock). For each steered head, the share is the attention mass on emphasised keys, averaged
-over the queries after the emphasised span (the positions that read it; the last token when the
-span ends the prompt).
+One forward of the prompt without steering and one with it, inside `steering.reading_attention`
+(the installed steered attention computes the probabilities; nothing model-wide is switched). For
+each steered head, the share is the attention mass on emphasised keys, averaged over the queries
+after the emphasised span (the positions that read it; the last token when the span ends the prompt).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.server.prompts import PreparedPrompt
-from attnsteer.steering.attention import STEERED_EAGER
-from attnsteer.steering.context import steering
-from attnsteer.steering.install import attention_switched
-
-
-@contextmanager
-def eager_attention(model: PreTrainedModel) -> Iterator[None]:
-    """Run the model with the steered eager attention inside the block (callers hold the model lock)."""
-    with attention_switched(model, STEERED_EAGER):
-        yield
+from attnsteer.steering.activation import prepare_state, reading_attention, steered
 
 
 def attention_probabilities(model: PreTrainedModel, prompt: PreparedPrompt, steer: bool) -> tuple[torch.Tensor, ...]:
     """Per layer: [heads, queries, keys] attention probabilities of the prompt (float32)."""
     input_ids = torch.tensor([prompt.input_ids], device=model.device)
     attention_mask = torch.ones_like(input_ids)
-    with torch.inference_mode(), eager_attention(model):
-        if not steer:
-            output = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True, logits_to_keep=1)
-        else:
-            emphasis = torch.tensor([prompt.emphasis], device=model.device)
-            with steering(model, prompt.steering.heads, emphasis, attention_mask.bool(), prompt.steering.config):
-                output = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True,
-                               logits_to_keep=1)
+    state = None
+    if steer:
+        emphasis = torch.tensor([prompt.emphasis], device=model.device)
+        state = prepare_state(model, prompt.steering, emphasis, attention_mask.bool())
+    with torch.inference_mode(), reading_attention(model), steered(model, state):
+        output = model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True, logits_to_keep=1)
     return tuple(layer[0].float().cpu() for layer in output.attentions)
 
 

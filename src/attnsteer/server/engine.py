@@ -1,16 +1,14 @@
 """Batched decoding where every row has its own emphasis, heads, alpha and mode (or none).
 
 One prefill over the left-padded rows, then one token per step for all rows with the KV cache.
-Steering is one `SteeringState` for the whole batch: the token bias is built row by row (each row
-its own alpha/mode) and the head weights are [batch, heads] per layer (zero rows for rows that do
-not steer that layer), so plain and steered requests share a batch.
+Steering is one `SteeringState` for the whole batch (`steering.prepare_state` with one `RowSteering` or
+None per row): each row its own alpha/mode and heads, so plain and steered requests share a batch.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -18,10 +16,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.server.prompts import PreparedPrompt
 from attnsteer.server.reply import ReplyText
-from attnsteer.steering.bias import token_bias
-from attnsteer.steering.context import model_shape
-from attnsteer.steering.install import installed
-from attnsteer.steering.state import SteeringState, activate
+from attnsteer.steering.activation import prepare_state, steered
+from attnsteer.steering.padding import left_pad_prompts
+from attnsteer.steering.state import SteeringState
 
 
 @dataclass(frozen=True)
@@ -66,42 +63,18 @@ class Batch:
     emphasis: torch.Tensor
 
 
-def left_pad(jobs: list[GenerationJob], pad_id: int) -> Batch:
-    width = max(len(job.prompt.input_ids) for job in jobs)
-    ids, attention, emphasis = [], [], []
-    for job in jobs:
-        missing = width - len(job.prompt.input_ids)
-        ids.append([pad_id] * missing + job.prompt.input_ids)
-        attention.append([0] * missing + [1] * len(job.prompt.input_ids))
-        emphasis.append([False] * missing + job.prompt.emphasis)
-    return Batch(torch.tensor(ids), torch.tensor(attention), torch.tensor(emphasis))
+def batch_of(jobs: list[GenerationJob], pad_id: int) -> Batch:
+    """The jobs' prompts as one left-padded batch."""
+    prompts = [job.prompt for job in jobs]
+    return Batch(*left_pad_prompts([p.input_ids for p in prompts], [p.emphasis for p in prompts], pad_id))
 
 
-def batch_state(jobs: list[GenerationJob], batch: Batch, num_heads: int) -> SteeringState | None:
+def batch_state(model: PreTrainedModel, jobs: list[GenerationJob], batch: Batch) -> SteeringState | None:
     """The steering of all rows as one state; None when no row steers (the stock path runs)."""
-    if all(job.prompt.steering is None for job in jobs):
+    steerings = [job.prompt.steering for job in jobs]
+    if all(steering is None for steering in steerings):
         return None
-    rows, weights = [], {}
-    prompt_mask = batch.attention_mask.bool()
-    for row, job in enumerate(jobs):
-        steering = job.prompt.steering
-        if steering is None:
-            rows.append(torch.zeros(1, batch.input_ids.shape[1]))
-            continue
-        rows.append(token_bias(batch.emphasis[row : row + 1], prompt_mask[row : row + 1], steering.config))
-        for layer, heads in steering.heads.layers:
-            weights.setdefault(layer, torch.zeros(len(jobs), num_heads))[row, list(heads)] = 1.0
-    return SteeringState(torch.cat(rows), weights)
-
-
-@contextmanager
-def steered(model: PreTrainedModel, state: SteeringState | None) -> Iterator[None]:
-    """Steer model calls inside the block with `state` (nothing when None)."""
-    if state is None:
-        yield
-        return
-    with installed(model), activate(state):
-        yield
+    return prepare_state(model, steerings, batch.emphasis, batch.attention_mask.bool())
 
 
 class BatchGenerator:
@@ -109,7 +82,6 @@ class BatchGenerator:
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         self.model, self.tokenizer = model, tokenizer
-        self.num_heads = model_shape(model)[1]
         eos = model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.eos_ids = set(eos) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
@@ -117,14 +89,14 @@ class BatchGenerator:
 
     def run(self, jobs: list[GenerationJob]) -> None:
         """Decode every job until EOS, a stop string, its max_tokens or cancellation; emit as it goes."""
-        batch = left_pad(jobs, self.pad_id)
+        batch = batch_of(jobs, self.pad_id)
         device = self.model.device
         attention = batch.attention_mask.to(device)
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         replies = [ReplyText(self.tokenizer, job.prompt.stop) for job in jobs]
         done = [job.cancelled.is_set() for job in jobs]
         generators = [_generator(job) for job in jobs]
-        with torch.inference_mode(), steered(self.model, batch_state(jobs, batch, self.num_heads)):
+        with torch.inference_mode(), steered(self.model, batch_state(self.model, jobs, batch)):
             output = self.model(input_ids=batch.input_ids.to(device), attention_mask=attention,
                                 position_ids=positions, use_cache=True, logits_to_keep=1)
             for _ in range(max(job.max_tokens for job in jobs)):

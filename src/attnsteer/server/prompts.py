@@ -13,6 +13,7 @@ from transformers import PreTrainedTokenizerBase
 
 from attnsteer.errors import AttnsteerError, EmptyPromptError, MarkupError, SpanError
 from attnsteer.heads.head_config import HeadConfig
+from attnsteer.model_info import model_shape
 from attnsteer.server.chat_template import render_chat
 from attnsteer.server.schemas import (
     AttentionRequest,
@@ -26,15 +27,13 @@ from attnsteer.spans import (
     DEFAULT_MARKUP,
     CharSpan,
     MarkedText,
-    check_spans_covered,
+    encode_marked,
     find_substring_spans,
     merge_spans,
     resolve_emphasis,
-    token_emphasis_mask,
 )
 from attnsteer.steerer import Steerer
-from attnsteer.steering.config import SteeringConfig
-from attnsteer.steering.context import model_shape
+from attnsteer.steering.config import RowSteering, SteeringConfig
 
 
 class RequestError(AttnsteerError):
@@ -57,21 +56,13 @@ def blame(param: str) -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Steering:
-    """How one row is steered: which heads and with which alpha/mode."""
-
-    heads: HeadConfig
-    config: SteeringConfig
-
-
-@dataclass(frozen=True)
 class PreparedPrompt:
     """One model row. input_ids and emphasis: one entry per prompt token (emphasis True on emphasised tokens)."""
 
     text: str
     input_ids: list[int]
     emphasis: list[bool]
-    steering: Steering | None
+    steering: RowSteering | None
     stop: tuple[str, ...] = ()
 
 
@@ -94,15 +85,10 @@ def resolve_text(text: str, emphasis: Sequence[EmphasisItem] | None, markup: boo
 def tokenize(tokenizer: PreTrainedTokenizerBase, marked: MarkedText, max_tokens: int, param: str,
              add_special_tokens: bool = True) -> tuple[list[int], list[bool]]:
     """Token ids and per-token emphasis of the clean text; too long a prompt -> RequestError."""
-    encoded = tokenizer(marked.text, return_offsets_mapping=True, return_special_tokens_mask=True,
-                        add_special_tokens=add_special_tokens)
-    ids = list(encoded["input_ids"])
+    with blame("emphasis"):
+        ids, mask = encode_marked(tokenizer, marked, add_special_tokens)
     if len(ids) > max_tokens:
         raise RequestError(param, f"{param} has {len(ids)} tokens; this server accepts at most {max_tokens}")
-    offsets = [tuple(pair) for pair in encoded["offset_mapping"]]
-    mask = token_emphasis_mask(offsets, marked.spans, [bool(flag) for flag in encoded["special_tokens_mask"]])
-    with blame("emphasis"):
-        check_spans_covered(mask, marked.spans, offsets)
     return ids, mask
 
 
@@ -117,14 +103,14 @@ def parse_heads(spec: object, steerer: Steerer) -> HeadConfig:
         return HeadConfig.parse(spec, *model_shape(steerer.model))
 
 
-def steering_for(fields: SteeringFields, steerer: Steerer, emphasised: bool) -> Steering | None:
+def steering_for(fields: SteeringFields, steerer: Steerer, emphasised: bool) -> RowSteering | None:
     """Steering for a request, None when nothing is emphasised (then steering options are an error)."""
     heads = parse_heads(fields.heads, steerer)
     alpha = fields.alpha if fields.alpha is not None else steerer.config.alpha
     with blame("alpha"):
         config = SteeringConfig(alpha=alpha, mode=fields.mode or steerer.config.mode)
     if emphasised:
-        return Steering(heads, config)
+        return RowSteering(heads, config)
     if fields.emphasis_markup:
         raise RequestError("emphasis_markup", "emphasis_markup is true but no **...** span was found")
     given = [name for name in ("heads", "alpha", "mode") if getattr(fields, name) is not None]

@@ -27,7 +27,7 @@ from attnsteer.spans.markup import (
     strip_markup,
 )
 from attnsteer.spans.substrings import Occurrence, find_substring_spans
-from attnsteer.spans.tokens import check_spans_covered, token_emphasis_mask
+from attnsteer.spans.tokens import check_spans_covered, encode_marked, token_emphasis_mask
 
 __all__ = [
     "DEFAULT_MARKUP",
@@ -40,6 +40,7 @@ __all__ = [
     "SpanLike",
     "as_char_span",
     "check_spans_covered",
+    "encode_marked",
     "find_substring_spans",
     "has_markup",
     "merge_spans",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from attnsteer.errors import SpanError
 from attnsteer.spans.char_span import CharSpan
+from attnsteer.spans.markup import MarkedText
 
 Offsets = Sequence[tuple[int, int]]
 
@@ -57,3 +59,17 @@ def check_spans_covered(mask: Sequence[bool], spans: Sequence[CharSpan], offsets
                 f"text only up to character {covered} (was the prompt truncated?); every "
                 "span must overlap at least one non-special token"
             )
+
+
+def encode_marked(tokenizer: Any, marked: MarkedText, add_special_tokens: bool = True) -> tuple[list[int], list[bool]]:
+    """Token ids of `marked.text` and one emphasis flag per token (a fast tokenizer, with offsets).
+
+    Every span must cover at least one non-special token (SpanError otherwise). The one place where
+    text with char spans becomes tokens: `Steerer.encode` and the server both use it.
+    """
+    encoded = tokenizer(marked.text, return_offsets_mapping=True, return_special_tokens_mask=True,
+                        add_special_tokens=add_special_tokens)
+    offsets = [_pair(pair) for pair in encoded["offset_mapping"]]
+    flags = token_emphasis_mask(offsets, marked.spans, [bool(flag) for flag in encoded["special_tokens_mask"]])
+    check_spans_covered(flags, marked.spans, offsets)
+    return list(encoded["input_ids"]), flags

@@ -5,6 +5,9 @@ Two implementations are registered, each with its matching mask function:
 - `attnsteer_eager`: the model's own eager attention (needed for logit soft-capping, Gemma 2),
   the bias added to its float mask, so it lands after the soft-cap.
 Layers with no steered head, and every call made while nothing is steered, run the stock path.
+While an `AttentionReadout` is active (`state.activate_readout`), both run the model's eager attention
+(so the probabilities exist) and hand each layer's probabilities to the readout: reading attention
+never switches the model-wide implementation.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_
 
 from attnsteer.errors import UnsupportedModelError
 from attnsteer.steering.split_heads import split_heads_attention
-from attnsteer.steering.state import active_state
+from attnsteer.steering.state import active_readout, active_state
 
 STEERED_SDPA = "attnsteer_sdpa"
 STEERED_EAGER = "attnsteer_eager"
@@ -39,6 +42,9 @@ def steered_sdpa_forward(
     Prefill (several queries) takes the split-heads fast path (`split_heads.py`); a decode step (one
     query) passes the bias [batch, heads, 1, keys] as the mask, which costs O(heads * keys).
     """
+    if active_readout() is not None:
+        mask = float_mask(attention_mask, query.shape[2], key.shape[2], query.dtype, query.device)
+        return steered_eager_forward(module, query, key, value, mask, **kwargs)
     state = active_state()
     bias = state.bias_for(module.layer_idx, query, key.shape[2]) if state is not None else None
     if bias is None:
@@ -59,12 +65,17 @@ def steered_eager_forward(
     attention_mask: torch.Tensor | None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The model's eager attention with the bias folded into its float mask [batch, heads, queries, keys]."""
+    """The model's eager attention with the bias folded into its float mask [batch, heads, queries, keys];
+    the probabilities go to the active readout, if any."""
     eager = model_eager_attention(module)
     bias = _layer_bias(module, query, key)
     if bias is not None:
         attention_mask = _add_bias_to_float_mask(attention_mask, bias, query.shape[2])
-    return eager(module, query, key, value, attention_mask, **kwargs)
+    output, probabilities = eager(module, query, key, value, attention_mask, **kwargs)
+    readout = active_readout()
+    if readout is not None and readout.record is not None and probabilities is not None:
+        readout.record(module.layer_idx, probabilities.detach())
+    return output, probabilities
 
 
 def _layer_bias(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor | None:
@@ -77,13 +88,31 @@ def _layer_bias(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor)
 def _add_bias_to_float_mask(mask: torch.Tensor | None, bias: torch.Tensor, num_queries: int) -> torch.Tensor:
     """mask: [batch, 1, queries, keys] (0 / dtype-min) or None (plain causal); bias: [batch, heads, 1, keys]."""
     if mask is None:
-        num_keys = bias.shape[-1]
-        query_pos = torch.arange(num_keys - num_queries, num_keys, device=bias.device)[:, None]
-        allowed = torch.arange(num_keys, device=bias.device)[None, :] <= query_pos
-        mask = torch.zeros(allowed.shape, dtype=bias.dtype, device=bias.device)
-        mask = mask.masked_fill(~allowed, torch.finfo(bias.dtype).min)[None, None]
+        mask = causal_float_mask(num_queries, bias.shape[-1], bias.dtype, bias.device)
     mask = mask[..., : bias.shape[-1]]
     return torch.where(mask > torch.finfo(mask.dtype).min, mask + bias, mask)
+
+
+def causal_float_mask(num_queries: int, num_keys: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """[1, 1, queries, keys]: 0 where the query (the last `num_queries` positions) may see the key, else dtype-min."""
+    query_pos = torch.arange(num_keys - num_queries, num_keys, device=device)[:, None]
+    allowed = torch.arange(num_keys, device=device)[None, :] <= query_pos
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min)[None, None]
+
+
+def float_mask(
+    mask: torch.Tensor | None, num_queries: int, num_keys: int, dtype: torch.dtype, device: torch.device,
+) -> torch.Tensor:
+    """An sdpa mask as the additive float mask eager attention takes.
+
+    mask: None (sdpa runs plain causal), [batch, 1, queries, keys] bool (True = may attend) or float.
+    """
+    if mask is None:
+        return causal_float_mask(num_queries, num_keys, dtype, device)
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill(~mask, torch.finfo(dtype).min)
+    return mask
 
 
 def model_eager_attention(module: torch.nn.Module) -> Callable[..., tuple[torch.Tensor, torch.Tensor | None]]:

@@ -1,11 +1,15 @@
-"""PASTA as an additive attention bias (DESIGN.md section 2).
+"""PASTA as an additive attention bias.
 
 Multiplying a head's attention on non-emphasised keys by alpha and renormalising equals adding
-log(alpha) to those keys' pre-softmax scores. The bias depends only on (batch row, head, key), so
-it is built as `[batch, heads, 1, keys]` and broadcasts over queries.
+log(alpha) to those keys' pre-softmax scores (p'_j = p_j c_j / sum_k p_k c_k with p_j = exp(s_j) / Z
+is softmax(s + log c)). The bias depends only on (batch row, head, key), so it is built as
+`[batch, heads, 1, keys]` and broadcasts over queries: a per-token part (`token_bias`) times a
+per-head part (`head_weights`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -13,31 +17,44 @@ from attnsteer.heads.head_config import HeadConfig
 from attnsteer.steering.config import SteeringConfig
 
 
-def token_bias(emphasis_mask: torch.Tensor, prompt_mask: torch.Tensor, config: SteeringConfig) -> torch.Tensor:
+def token_bias(
+    emphasis_mask: torch.Tensor, prompt_mask: torch.Tensor, configs: SteeringConfig | Sequence[SteeringConfig | None],
+) -> torch.Tensor:
     """Per-token score bias over the input positions.
 
     emphasis_mask: [batch, tokens] bool, True on emphasised tokens.
     prompt_mask: [batch, tokens] bool, True on prompt tokens that steering may down-weight
         (not padding, not a continuation being scored).
-    Returns [batch, tokens] float32: `config.outside_bias` on prompt tokens outside the emphasis,
-    `config.inside_bias` on emphasised tokens, 0 elsewhere. A row with nothing emphasised gets 0
+    configs: one `SteeringConfig` for every row, or one per row (None: that row is not steered).
+    Returns [batch, tokens] float32: the row's `outside_bias` on prompt tokens outside the emphasis,
+    its `inside_bias` on emphasised tokens, 0 elsewhere. A row with nothing emphasised gets 0
     everywhere (that row runs unsteered).
     """
+    rows = emphasis_mask.shape[0]
+    per_row = [configs] * rows if isinstance(configs, SteeringConfig) else list(configs)
+    if len(per_row) != rows:
+        raise ValueError(f"got {len(per_row)} steering configs for a batch of {rows} rows")
+    device = emphasis_mask.device
+    inside = torch.tensor([[c.inside_bias if c else 0.0] for c in per_row], dtype=torch.float32, device=device)
+    outside = torch.tensor([[c.outside_bias if c else 0.0] for c in per_row], dtype=torch.float32, device=device)
     emphasis = emphasis_mask.bool() & prompt_mask.bool()
-    outside = prompt_mask.bool() & ~emphasis
-    bias = torch.zeros(emphasis.shape, dtype=torch.float32, device=emphasis.device)
-    bias = bias.masked_fill(outside, config.outside_bias).masked_fill(emphasis, config.inside_bias)
-    row_has_emphasis = emphasis.any(dim=-1, keepdim=True)
-    return bias * row_has_emphasis
+    rest = prompt_mask.bool() & ~emphasis
+    zero = torch.zeros((), dtype=torch.float32, device=device)
+    bias = torch.where(emphasis, inside, torch.where(rest, outside, zero))
+    return bias * emphasis.any(dim=-1, keepdim=True)
 
 
-def head_weights(heads: HeadConfig, num_heads: int) -> dict[int, torch.Tensor]:
-    """Per-layer head selection: {layer: [1, heads] float}, 1.0 on steered heads, 0.0 elsewhere."""
-    weights = {}
-    for layer, steered in heads.layers:
-        row = torch.zeros(1, num_heads)
-        row[0, list(steered)] = 1.0
-        weights[layer] = row
+def head_weights(heads: HeadConfig | Sequence[HeadConfig | None], num_heads: int) -> dict[int, torch.Tensor]:
+    """Which heads get the bias, per layer: {layer: [rows, heads] float}, 1.0 on steered heads.
+
+    heads: one HeadConfig for every row (rows = 1, broadcast over the batch), or one per batch row
+    (None: the row steers no head). Layers that no row steers are absent (they run the stock path).
+    """
+    per_row = [heads] if isinstance(heads, HeadConfig) else list(heads)
+    weights: dict[int, torch.Tensor] = {}
+    for row, row_heads in enumerate(per_row):
+        for layer, steered in row_heads.layers if row_heads is not None else ():
+            weights.setdefault(layer, torch.zeros(len(per_row), num_heads))[row, list(steered)] = 1.0
     return weights
 
 

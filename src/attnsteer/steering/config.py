@@ -1,4 +1,5 @@
-"""`SteeringConfig`: how strongly and in which direction steered heads are pushed."""
+"""`SteeringConfig`: how strongly and in which direction steered heads are pushed; `RowSteering`:
+which heads of one batch row get it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import asdict, dataclass
 from typing import Literal
 
 from attnsteer.errors import SteeringConfigError
+from attnsteer.heads.head_config import HeadConfig
 
 SteeringMode = Literal["exclude", "include"]
 STEERING_MODES: tuple[str, ...] = ("exclude", "include")
@@ -58,3 +60,21 @@ class SteeringConfig:
         if unknown:
             raise SteeringConfigError(f"unknown SteeringConfig fields {sorted(unknown)}; allowed: alpha, mode")
         return cls(**data)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class RowSteering:
+    """How one batch row is steered: the heads to steer and the `SteeringConfig` they get.
+
+    A batch may mix rows steered differently and rows not steered at all (None); see
+    `attnsteer.steering.prepare_state`.
+    """
+
+    heads: HeadConfig
+    config: SteeringConfig = SteeringConfig()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.heads, HeadConfig):
+            raise SteeringConfigError(f"heads must be a HeadConfig (see HeadConfig.parse), got {self.heads!r}")
+        if not isinstance(self.config, SteeringConfig):
+            raise SteeringConfigError(f"config must be a SteeringConfig, got {self.config!r}")

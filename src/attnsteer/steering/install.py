@@ -1,4 +1,8 @@
-"""Install the steered attention on a model, and restore the original implementation."""
+"""Install the steered attention on a model, and restore the original implementation.
+
+Installing is the only model-wide change attnsteer makes; everything per call (steering, reading
+attention probabilities) travels in contextvars (`state.py`) that the installed functions read.
+"""
 
 from __future__ import annotations
 
@@ -96,19 +100,3 @@ def installed(model: PreTrainedModel) -> Iterator[None]:
             with _LOCK:
                 setattr(model, _USERS, getattr(model, _USERS) - 1)
             uninstall(model)
-
-
-_SWITCH_LOCK = threading.Lock()
-
-
-@contextmanager
-def attention_switched(model: PreTrainedModel, implementation: str) -> Iterator[None]:
-    """Run `model` with the registered attention `implementation` inside the block, then restore the
-    previous one (one switch at a time: the implementation is model-wide, not per thread)."""
-    with _SWITCH_LOCK:
-        previous = model.config._attn_implementation
-        model.set_attn_implementation(implementation)
-        try:
-            yield
-        finally:
-            model.set_attn_implementation(previous)

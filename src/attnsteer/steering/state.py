@@ -1,17 +1,25 @@
-"""Steering state for one call, carried in a contextvar so threads and requests never share it."""
+"""Per-call attention state, carried in contextvars so threads and requests never share it.
+
+- `SteeringState`: the bias the steered attention adds, while a steering block is active;
+- `AttentionReadout`: a request to compute (and optionally record) attention probabilities, while a
+  reading block is active (LLMSteer's readings, the server's attention view). Reading needs no
+  model-wide switch of the attention implementation: the installed steered attention checks it.
+"""
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
 
+from attnsteer.errors import UnsupportedModelError
 from attnsteer.steering.bias import keys_bias, layer_bias
 
 _ACTIVE: contextvars.ContextVar[SteeringState | None] = contextvars.ContextVar("attnsteer_state", default=None)
+_READOUT: contextvars.ContextVar[AttentionReadout | None] = contextvars.ContextVar("attnsteer_readout", default=None)
 
 
 @dataclass
@@ -63,6 +71,15 @@ class SteeringState:
         """[n] long: the heads of `layer` that any batch row steers."""
         return self.weights[layer].abs().sum(dim=0).nonzero().flatten().to(device)
 
+    def check_visited(self) -> None:
+        """Raise UnsupportedModelError if a layer this state steers never ran the steered attention."""
+        missing = sorted(set(self.weights) - self.visited)
+        if missing:
+            raise UnsupportedModelError(
+                f"layers {missing} were never steered: their attention does not dispatch through "
+                "transformers' AttentionInterface (or the model was not called inside the steering block)"
+            )
+
     def _key_start(self, num_queries: int, num_keys: int) -> int:
         if self.query_end is None or self.query_length != num_queries:
             raise RuntimeError(
@@ -96,3 +113,26 @@ def activate(state: SteeringState) -> Iterator[SteeringState]:
         yield state
     finally:
         _ACTIVE.reset(token)
+
+
+@dataclass(frozen=True)
+class AttentionReadout:
+    """Compute attention probabilities in this call; `record(layer, probabilities)` receives each layer's
+    [batch, heads, queries, keys] probabilities (None: only return them, for `output_attentions=True`)."""
+
+    record: Callable[[int, torch.Tensor], None] | None = None
+
+
+def active_readout() -> AttentionReadout | None:
+    """The attention readout of the current thread/task, or None."""
+    return _READOUT.get()
+
+
+@contextmanager
+def activate_readout(readout: AttentionReadout) -> Iterator[AttentionReadout]:
+    """Make `readout` active for model calls inside the block (this thread/task only)."""
+    token = _READOUT.set(readout)
+    try:
+        yield readout
+    finally:
+        _READOUT.reset(token)
