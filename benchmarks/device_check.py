@@ -17,12 +17,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.steering.reference import ReferenceSpec, multiplier, reference_steering  # noqa: E402
-from tests.steering.test_equivalence import HEADS, PROMPTS, encode  # noqa: E402
+from tests.steering.test_equivalence import HEADS, PROMPTS, encode, steer  # noqa: E402
 from tests.steering.test_generation_and_threads import cached_generate, recomputed_generate  # noqa: E402
 from tests.tiny_models import ARCHITECTURES, SLIDING_WINDOW_ARCHITECTURES, tiny_model, tiny_tokenizer  # noqa: E402
 
 from attnsteer import SteeringConfig  # noqa: E402
-from attnsteer.steering import steering  # noqa: E402
 
 
 def check(name: str, implementation: str, device: str, tokenizer) -> float:
@@ -31,7 +30,7 @@ def check(name: str, implementation: str, device: str, tokenizer) -> float:
     enc = {key: value.to(device) for key, value in enc.items()}
     emphasis = emphasis.to(device)
     mask = enc["attention_mask"].bool()
-    with torch.no_grad(), steering(model, HEADS, emphasis, mask, SteeringConfig()):
+    with torch.no_grad(), steer(model, HEADS, emphasis, mask, SteeringConfig()):
         steered = model(**enc).logits
     spec = ReferenceSpec(HEADS, multiplier(emphasis, mask, 0.01).to(device))
     with torch.no_grad(), reference_steering(model, spec):

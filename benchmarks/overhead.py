@@ -80,7 +80,7 @@ def steering_block(implementation: str, model, emphasis, attention):
     from original_pasta import original_pasta
 
     from attnsteer.heads import HeadConfig
-    from attnsteer.steering import install, steering
+    from attnsteer.steering import RowSteering, install, prepare_state, steered
 
     heads = HeadConfig.from_dict(steered_heads(model.config))
     if implementation == "plain":
@@ -88,7 +88,9 @@ def steering_block(implementation: str, model, emphasis, attention):
     if implementation == "original":
         return original_pasta(model, heads, emphasis, attention.bool())
     install(model)
-    return steering(model, heads, emphasis, attention.bool(), fast_prefill=implementation == "steered")
+    fast = implementation == "steered"
+    state = prepare_state(model, RowSteering(heads), emphasis, attention.bool(), fast_prefill=fast)
+    return steered(model, state)
 
 
 def synchronize(device: str) -> None:

@@ -1,8 +1,23 @@
+"""Fixtures shared by the whole suite: the tiny tokenizer and saved tiny models, and the one embedded model.
+
+Every test that uses the `embedded` fixture (directly or through `embedded_steerer`, the server
+fixtures, ...) is marked `embedded` at collection, so `pytest -m "not embedded"` runs the fast part.
+"""
+
 from __future__ import annotations
 
 import pytest
 
 from tests.tiny_models import tiny_model, tiny_tokenizer
+
+EMBEDDED_MARKER = "embedded"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `embedded` every test whose fixture closure loads the embedded model."""
+    for item in items:
+        if "embedded" in getattr(item, "fixturenames", ()):
+            item.add_marker(EMBEDDED_MARKER)
 
 
 @pytest.fixture(scope="session")
@@ -12,10 +27,23 @@ def tokenizer():
 
 @pytest.fixture(scope="session")
 def embedded():
-    """The real embedded Gemma 3 270M, loaded once per session (first use converts it, ~100 s)."""
+    """(model, tokenizer): the real embedded Gemma 3 270M, loaded once per session (first use converts it, ~100 s)."""
     from attnsteer import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def embedded_steerer(embedded):
+    """A `Steerer` on the embedded model with its shipped default heads and the default `**markup**`.
+
+    Session-scoped and shared by every model-heavy test (server, contexts, the embedded model's own tests);
+    tests that need other heads or alpha take `embedded_steerer.with_options(...)`, which shares the model.
+    """
+    from attnsteer import Steerer
+
+    model, tokenizer = embedded
+    return Steerer(model, tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +60,9 @@ def tiny_model_dir(tmp_path_factory, tokenizer):
         return saved[architecture]
 
     return save
+
+
+@pytest.fixture(scope="session")
+def model_dir(tiny_model_dir):
+    """The directory of a tiny Gemma 3 (3 layers x 4 heads, sliding window 6) that the CLI tests load with --model."""
+    return tiny_model_dir("gemma3")

@@ -101,7 +101,9 @@ class Steerer:
         rows = [encode_marked(self.tokenizer, item) for item in marked]
         ids, attention, emphasis = left_pad_prompts([r[0] for r in rows], [r[1] for r in rows],
                                                     self.tokenizer.pad_token_id)
-        return EncodedPrompts(BatchEncoding({"input_ids": ids, "attention_mask": attention}), emphasis, marked)
+        device = self.model.device
+        encodings = BatchEncoding({"input_ids": ids.to(device), "attention_mask": attention.to(device)})
+        return EncodedPrompts(encodings, emphasis.to(device), marked)
 
     @contextmanager
     def steered(
@@ -170,7 +172,7 @@ class Steerer:
         longest = max(len(ids) for ids in cont_ids)
         with torch.inference_mode(), self._maybe_steered(batch, steer):
             logits = self.model(**batch.encodings, logits_to_keep=longest + 1).logits[:, :-1].float()
-        log_probs = torch.log_softmax(logits, dim=-1)
+        log_probs = torch.log_softmax(logits, dim=-1).cpu()
         scores = []
         for row, ids in enumerate(cont_ids):
             picked = log_probs[row, longest - len(ids) :].gather(-1, torch.tensor(ids)[:, None])
@@ -191,16 +193,17 @@ class Steerer:
             raise ValueError("give at least one candidate, none empty")
         width = max(len(ids) for ids in cont_ids)
         pad = self.tokenizer.pad_token_id
-        batch_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in cont_ids])
+        device = self.model.device
+        batch_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in cont_ids], device=device)
         prompt_attention = encoded.encodings["attention_mask"].expand(len(cont_ids), -1)
-        attention = torch.cat([prompt_attention, _first_n(cont_ids, width)], dim=1)
+        attention = torch.cat([prompt_attention, _first_n(cont_ids, width).to(device)], dim=1)
         with torch.inference_mode(), self._maybe_steered(encoded, steer):
             prefill = self.model(**encoded.encodings, use_cache=True, logits_to_keep=1)
             cache = prefill.past_key_values
             cache.batch_repeat_interleave(len(cont_ids))
             logits = self.model(input_ids=batch_ids, attention_mask=attention.long(), cache=cache).logits
-        first = torch.log_softmax(prefill.logits[0, -1].float(), -1)
-        rest = torch.log_softmax(logits.float(), -1)
+        first = torch.log_softmax(prefill.logits[0, -1].float(), -1).cpu()
+        rest = torch.log_softmax(logits.float(), -1).cpu()
         scores = []
         for row, ids in enumerate(cont_ids):
             total = float(first[ids[0]]) + sum(float(rest[row, i - 1, ids[i]]) for i in range(1, len(ids)))
@@ -262,6 +265,7 @@ def _append_continuations(encoded: EncodedPrompts, cont_ids: list[list[int]], pa
         ids.append(encoded.encodings["input_ids"][row][keep].tolist() + cont)
         prompt.append([True] * int(keep.sum()) + [False] * len(cont))
         emphasis.append(encoded.emphasis_mask[row][keep].tolist() + [False] * len(cont))
-    input_ids, attention, emphasis_mask = left_pad_prompts(ids, emphasis, pad_id)
+    device = encoded.emphasis_mask.device
+    input_ids, attention, emphasis_mask = (t.to(device) for t in left_pad_prompts(ids, emphasis, pad_id))
     encodings = BatchEncoding({"input_ids": input_ids, "attention_mask": attention})
-    return EncodedPrompts(encodings, emphasis_mask, encoded.marked, left_pad(prompt, False))
+    return EncodedPrompts(encodings, emphasis_mask, encoded.marked, left_pad(prompt, False).to(device))

@@ -7,13 +7,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from attnsteer import Steerer, load_model
 from attnsteer.cli.main import app
+from attnsteer.context import LLMSteerConfig, autopasta_generate, prepare_context
 from tests.context.conftest import CONTEXT
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir):
-    return tiny_model_dir("gemma3")
 
 
 @pytest.fixture
@@ -23,27 +20,49 @@ def context_file(tmp_path):
     return path
 
 
+QUERIES = [" Where is it?", " Who is a nurse?"]
+
+
 def run(*args: str):
     return CliRunner().invoke(app, ["ask", *args])
 
 
+@pytest.fixture(scope="module")
+def library(model_dir):
+    """The steerer `attnsteer ask --model DIR --heads 0.1,1` builds, loaded here through the library."""
+    return Steerer(*load_model(str(model_dir)), heads="0.1,1", markup=None)
+
+
+def library_answer(steerer: Steerer, method: str, query: str, max_new_tokens: int) -> str:
+    """The answer to `query` after CONTEXT, computed with the library (plain: no reused cache at all)."""
+    if method == "plain":
+        return steerer.generate(CONTEXT + query, max_new_tokens=max_new_tokens, steer=False)
+    if method == "autopasta":
+        return autopasta_generate(steerer, CONTEXT, query, max_new_tokens).text
+    return prepare_context(steerer, CONTEXT, method).generate(query, max_new_tokens=max_new_tokens)
+
+
 @pytest.mark.parametrize("method", ["llmsteer", "autopasta", "plain"])
-def test_ask_answers_every_query(model_dir, context_file, method):
-    result = run("--context", str(context_file), "--query", " Where is it?", "--query", " Who is a nurse?",
+def test_ask_answers_every_query(model_dir, context_file, library, method):
+    result = run("--context", str(context_file), "--query", QUERIES[0], "--query", QUERIES[1],
                  "--method", method, "--model", str(model_dir), "--heads", "0.1,1", "--max-new-tokens", "3", "--json")
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert [row["query"] for row in rows] == [" Where is it?", " Who is a nurse?"]
-    assert all(isinstance(row["answer"], str) and row["seconds"] >= 0 for row in rows)
-    if method == "llmsteer":
-        assert rows[0]["emphasised_tokens"] and rows[0]["emphasised_tokens"] == rows[1]["emphasised_tokens"]
+    assert [row["query"] for row in rows] == QUERIES
+    assert [row["answer"] for row in rows] == [library_answer(library, method, query, 3) for query in QUERIES]
+    assert all(row["seconds"] >= 0 for row in rows)
+    if method == "llmsteer":  # one context, emphasised once, shared by both queries; it changes the answers
+        emphasised = prepare_context(library, CONTEXT, "llmsteer").emphasised_text
+        assert emphasised and rows[0]["emphasised_tokens"] == rows[1]["emphasised_tokens"] == emphasised
+        assert [row["answer"] for row in rows] != [library_answer(library, "plain", query, 3) for query in QUERIES]
 
 
-def test_text_output(model_dir, context_file):
+def test_text_output(model_dir, context_file, library):
     result = run("--context", str(context_file), "--query", " Where?", "--model", str(model_dir),
                  "--heads", "0.1", "--max-new-tokens", "2", "--top-k", "4")
     assert result.exit_code == 0, result.output
-    assert "Q:  Where?\nA: " in result.stdout
+    prepared = prepare_context(library.with_options(heads="0.1"), CONTEXT, "llmsteer", llmsteer=LLMSteerConfig(top_k=4))
+    assert result.stdout == f"Q:  Where?\nA: {prepared.generate(' Where?', max_new_tokens=2)}\n\n"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -10,33 +10,44 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from attnsteer import Steerer, load_model
 from attnsteer.cli.main import app
 
 PROMPT = "Previously, The Eiffel Tower is located in Paris. **Currently, The Eiffel Tower is located in Rome.** The"
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir):
-    return tiny_model_dir("llama")
 
 
 def run(*args: str):
     return CliRunner().invoke(app, ["generate", *args])
 
 
-def test_generate_and_compare(model_dir):
-    result = run(PROMPT, "--model", str(model_dir), "--heads", "0.1,2", "--max-new-tokens", "3")
+@pytest.fixture(scope="module")
+def library(model_dir):
+    """A `Steerer` on the same saved model, loaded through the library: the reference for the CLI's text."""
+    return Steerer(*load_model(str(model_dir)), heads="1")
+
+
+def test_generate_and_compare(model_dir, library):
+    result = run(PROMPT, "--model", str(model_dir), "--heads", "0.1,2", "--max-new-tokens", "8")
     assert result.exit_code == 0, result.output
-    compared = run(PROMPT, "--model", str(model_dir), "--heads", "0.1,2", "--max-new-tokens", "3", "--compare")
+    steerer = library.with_options(heads="0.1,2")
+    steered = steerer.generate(PROMPT, max_new_tokens=8)
+    assert result.stdout == steered + "\n"
+    assert steered != steerer.generate(PROMPT, max_new_tokens=8, steer=False)  # so --compare has two texts
+    compared = run(PROMPT, "--model", str(model_dir), "--heads", "0.1,2", "--max-new-tokens", "8", "--compare")
     assert compared.exit_code == 0, compared.output
     assert "plain" in compared.output and "steered" in compared.output
     assert "0.1,2.0,2.1,2.2,2.3" in compared.output.replace("\n", "").replace(" ", "")
 
 
-def test_emphasize_option(model_dir):
+def test_emphasize_option(model_dir, library):
     plain_prompt = PROMPT.replace("**", "")
     result = run(plain_prompt, "--model", str(model_dir), "--heads", "1", "-e", "Rome", "-e", "Paris")
     assert result.exit_code == 0, result.output
+    steered = library.generate(plain_prompt, emphasize=["Rome", "Paris"], max_new_tokens=20)  # the CLI's default
+    assert result.stdout == steered + "\n"
+    marked = plain_prompt.replace("Paris", "**Paris**", 1).replace("Rome", "**Rome**", 1)
+    assert steered == library.generate(marked, max_new_tokens=20)  # -e TEXT emphasises as **TEXT** does
+    assert steered != library.generate(plain_prompt, max_new_tokens=20, steer=False)
 
 
 @pytest.mark.parametrize(("args", "message"), [

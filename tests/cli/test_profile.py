@@ -10,12 +10,8 @@ from typer.testing import CliRunner
 from attnsteer import Steerer
 from attnsteer.cli.main import app
 from attnsteer.errors import HeadConfigError
+from attnsteer.profiling import ProfileConfig
 from tests.tiny_models import tiny_model
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir):
-    return tiny_model_dir("llama")
 
 
 def run(*args: str):
@@ -31,9 +27,14 @@ def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer):
     assert "selected (union, k=2)" in result.output
     written = json.loads(out.read_text())
     assert written["model_id"] == str(model_dir) and (written["num_layers"], written["num_heads"]) == (3, 4)
-    assert 1 <= sum(len(heads) for heads in written["heads"].values()) <= 4
+    assert written["provenance"].startswith("attnsteer ") and "method coarse-to-fine" in written["provenance"]
     table = json.loads(scores.read_text())
+    assert ProfileConfig.from_dict(table["config"]) == ProfileConfig(
+        tasks=("json_format", "pronoun_change"), n_train=2, method="coarse-to-fine", top_layers=1, select="union",
+        top_k=2)
     assert set(table["tasks"]) == {"json_format", "pronoun_change"}
+    union_of_top_two = {pair for task in table["tasks"].values() for pair in task["ranking"][:2]}
+    assert {f"{layer}.{head}" for layer, heads in written["heads"].items() for head in heads} == union_of_top_two
     assert len(table["tasks"]["json_format"]["head_scores"]) == 3
     assert sorted(path.name for path in plots.iterdir()) == sorted(
         f"{task}_{kind}.png" for task in ("json_format", "pronoun_change") for kind in ("heatmap", "layers_vs_heads"))
@@ -58,6 +59,8 @@ def test_a_head_file_profiled_for_another_model_is_refused(tmp_path, tokenizer):
         (["--tasks", "counterfactual"], "unknown task 'counterfactual'"),
         (["--n-train", "0"], "n_train must be >= 1"),
         (["--method", "brute"], "unknown profiling method 'brute'"),
+        (["--method", "coarse"], "did you mean 'coarse-to-fine'?"),
+        (["--k-grid", "2,x"], "--k-grid takes comma-separated integers, got '2,x'"),
         (["--select", "majority"], "unknown selection rule 'majority'"),
         (["--select", "task"], "--select task needs --select-task"),
         (["--top-k", "2", "--num-heads", "3"], "not both"),

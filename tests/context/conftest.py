@@ -14,9 +14,3 @@ QUERY = " Previously, The Eiffel Tower is located in"
 def tiny_steerer(tokenizer):
     """A steerer on a tiny Gemma 3 (sliding window 6 tokens, so contexts are longer than the window)."""
     return Steerer(tiny_model("gemma3"), tokenizer, heads="0.1,1.0,1.3,2.2", markup=None)
-
-
-@pytest.fixture(scope="module")
-def embedded_steerer(embedded):
-    model, tokenizer = embedded
-    return Steerer(model, tokenizer, markup=None)

@@ -46,7 +46,10 @@ def test_cached_context_equals_recomputing_tiny(tokenizer, architecture, method)
 def test_steering_changes_the_answer_and_only_through_the_context(tiny_steerer):
     steered = prepare_context(tiny_steerer, CONTEXT, "spans", emphasize=["She is a nurse"])
     plain = prepare_context(tiny_steerer, CONTEXT, "plain")
+    assert torch.equal(steered.input_ids, plain.input_ids) and not plain.steered  # the same tokens, one emphasis
+    assert "".join(steered.emphasised_text) == "She is a nurse"
     assert (steered.logits(QUERY) - plain.logits(QUERY)).abs().max().item() > 1e-3
+    assert steered.generate(QUERY, max_new_tokens=6) != plain.generate(QUERY, max_new_tokens=6)
 
 
 @pytest.mark.parametrize("method", ["llmsteer", "spans"])

@@ -8,12 +8,23 @@ import pytest
 from typer.testing import CliRunner
 
 from attnsteer.cli.main import app
-from attnsteer.tasks import task_names
+from attnsteer.tasks import get_task, task_names
 
 
-@pytest.fixture(scope="module")
-def model_dir(tiny_model_dir):
-    return tiny_model_dir("gemma3")
+def recomputed_metrics(run: dict) -> dict[str, float]:
+    """A run's metrics recomputed from its logged predictions: each example's metrics from its logged
+    scores or output (which must equal the logged metrics), then the task's aggregate of them."""
+    task = get_task(run["task"])()
+    examples = {example.id: example for example in task.examples(run["config"]["split"], run["config"]["limit"])}
+    assert sorted(prediction["id"] for prediction in run["predictions"]) == sorted(examples)
+    for prediction in run["predictions"]:
+        example = examples[prediction["id"]]
+        if example.kind == "score":
+            expected = task.score_metrics(example, [tuple(score) for score in prediction["scores"]])
+        else:
+            expected = task.generation_metrics(example, prediction["output"])
+        assert prediction["metrics"] == pytest.approx(expected), prediction["id"]
+    return task.aggregate([prediction["metrics"] for prediction in run["predictions"]])
 
 
 def test_eval_every_task_and_method_writes_json_and_png(model_dir, tmp_path):
@@ -26,11 +37,11 @@ def test_eval_every_task_and_method_writes_json_and_png(model_dir, tmp_path):
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert set(data["results"]) == set(task_names())
-    for task, by_method in data["results"].items():
+    for by_method in data["results"].values():
         assert set(by_method) == {"zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta"}
-        for metrics in by_method.values():
-            assert all(0.0 <= value for value in metrics.values()), (task, metrics)
-    assert all(run["predictions"] for run in data["runs"])
+    assert len(data["runs"]) == 6 * len(task_names())
+    for run in data["runs"]:
+        assert data["results"][run["task"]][run["method"]] == pytest.approx(recomputed_metrics(run)), run["method"]
     assert "average" in result.output and "few-shot+pasta" in result.output
     markdown = (tmp_path / "results.md").read_text()
     assert markdown.startswith("Command: `attnsteer") and "| few-shot+pasta |" in markdown
@@ -52,9 +63,12 @@ def test_alpha_and_num_heads_sweeps(model_dir, tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--task", "counterfactt"], "counterfact"),
-    (["--task", "counterfact", "--method", "bold"], "unknown method 'bold'"),
+    (["--task", "counterfact", "--method", "bold"], "unknown evaluation method 'bold'"),
+    (["--task", "counterfact", "--method", "marke"], "did you mean 'marked'?"),
     (["--task", "counterfact", "--alpha", "2"], "alpha must be in (0, 1]"),
     (["--task", "counterfact", "--alpha", "x"], "--alpha takes comma-separated numbers"),
+    (["--task", "counterfact", "--alpha", ","], "--alpha needs at least one number"),
+    (["--task", "counterfact", "--num-heads", "1,2.5"], "--num-heads takes comma-separated integers"),
     (["--task", "counterfact,biasbios", "--data", "f.jsonl"], "--data goes with exactly one --task"),
 ])
 def test_bad_eval_input_exits_2(args, message):

@@ -2,7 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from attnsteer.evaluation.methods import UnknownMethodError, expand_methods, pick_demonstrations, render, wrap_spans
+from attnsteer.errors import AttnsteerError
+from attnsteer.evaluation.methods import (
+    EvalMethod,
+    UnknownMethodError,
+    expand_methods,
+    get_method,
+    method_names,
+    pick_demonstrations,
+    register_method,
+    render,
+    wrap_spans,
+)
 from attnsteer.spans import CharSpan
 from attnsteer.tasks import Example
 
@@ -14,9 +25,32 @@ DEMO = Example(id="d", kind="score", prompt="Demo prompt", emphasis=(CharSpan(0,
 
 def test_expand_methods():
     assert expand_methods(["zero-shot", "marked", "pasta"]) == ["zero-shot", "marked-star", "marked-quote", "pasta"]
-    assert len(expand_methods(["all"])) == 6
-    with pytest.raises(UnknownMethodError, match="unknown method 'pastaa'; allowed: zero-shot"):
+    assert expand_methods(["all"]) == ["zero-shot", "marked-star", "marked-quote", "few-shot", "pasta",
+                                       "few-shot+pasta"]
+    assert expand_methods(["all", "pasta", "llmsteer"])[-1] == "llmsteer"  # no duplicates
+
+
+def test_unknown_method_lists_the_allowed_and_aliases_and_suggests_the_closest():
+    with pytest.raises(UnknownMethodError, match=r"unknown evaluation method 'pastaa'; choose one of 'zero-shot'.*"
+                                                 r"'llmsteer', 'marked', 'all'; did you mean 'pasta'\?"):
         expand_methods(["pastaa"])
+    with pytest.raises(UnknownMethodError, match="did you mean 'few-shot'"):
+        render("fewshot", EXAMPLE)
+
+
+def test_each_method_is_registered_once_with_what_it_does():
+    assert method_names() == ["zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta",
+                              "autopasta", "llmsteer"]
+    assert [name for name in method_names() if get_method(name).steers] == [
+        "pasta", "few-shot+pasta", "autopasta", "llmsteer"]
+    assert [name for name in method_names() if get_method(name).reads_context] == ["autopasta", "llmsteer"]
+    with pytest.raises(ValueError, match="already registered"):
+        register_method(EvalMethod("pasta", lambda example, demos: render("zero-shot", example), steers=False))
+    assert register_method(get_method("pasta")) is get_method("pasta")  # the same method again is harmless
+    with pytest.raises(ValueError, match="render function exactly when"):
+        EvalMethod("broken", None, steers=True)
+    with pytest.raises(AttnsteerError, match="reads a context"):
+        render("llmsteer", EXAMPLE)
 
 
 def test_renderings():
@@ -35,8 +69,10 @@ def test_wrap_several_spans_and_demonstrations_are_seeded():
     assert wrap_spans("a b c", [CharSpan(4, 5), CharSpan(0, 1)], "*") == "*a* b *c*"
     pool = [Example(id=str(i), kind="score", prompt=f"p{i}", emphasis=(CharSpan(0, 1),), answer=" a",
                     candidates=(" a", " b"), gold=0) for i in range(9)]
-    assert pick_demonstrations(pool, 3, 0, "score") == pick_demonstrations(pool, 3, 0, "score")
-    assert len(pick_demonstrations(pool, 3, 0, "score")) == 3
+    picked = pick_demonstrations(pool, 3, 0, "score")
+    assert picked == pick_demonstrations(pool, 3, 0, "score")  # the same seed, the same demonstrations
+    assert len({example.id for example in picked}) == 3 and all(example in pool for example in picked)
+    assert any(pick_demonstrations(pool, 3, seed, "score") != picked for seed in range(1, 6))  # the seed matters
     assert pick_demonstrations(pool, 3, 0, "generate") == []
 
 

@@ -12,7 +12,7 @@ from lm_eval.api.instance import Instance
 
 from attnsteer.errors import AttnsteerError
 from attnsteer.integrations.lm_eval_cli import lm_eval_arguments
-from attnsteer.integrations.lm_eval_model import AttnsteerLM, mark_spans
+from attnsteer.integrations.lm_eval_model import AttnsteerLM, LMEvalArgumentError, mark_spans
 
 CONTEXTS = [
     "Previously, The Eiffel Tower is located in Paris. Currently, The Eiffel Tower is located in Rome. "
@@ -54,7 +54,7 @@ def greedy_token(adapter, context):
     import torch
 
     encoded = adapter.steerer.encode(context, emphasize=[last_sentence(context)])
-    with torch.inference_mode(), adapter.steerer.steering(encoded.encodings, encoded.emphasis_mask):
+    with torch.inference_mode(), adapter.steerer.steered(encoded.encodings, encoded.emphasis_mask):
         return int(adapter.model(**encoded.encodings).logits[0, -1].argmax())
 
 
@@ -116,6 +116,55 @@ def test_bad_model_arguments_raise_before_loading(arguments, message):
         AttnsteerLM(pretrained="/nonexistent", **arguments)
 
 
+@pytest.mark.parametrize("arguments, message", [
+    ({"batch_size": "0"}, "batch_size must be a positive integer or 'auto', got '0'"),
+    ({"batch_size": "many"}, "batch_size must be a positive integer or 'auto', got 'many'"),
+    ({"batch_size": "auto", "max_batch_size": 0}, "max_batch_size must be a positive integer, got 0"),
+    ({"steer": "maybe"}, "steer must be true or false, got 'maybe'"),
+    ({"alpha": "strong"}, "alpha must be a number, got 'strong'"),
+    ({"device": "gpu"}, "device must be a torch device such as cpu or cuda:0, got 'gpu'"),
+])
+def test_bad_lm_eval_arguments_are_lm_eval_argument_errors(arguments, message):
+    with pytest.raises(LMEvalArgumentError, match=message):
+        AttnsteerLM(pretrained="/nonexistent", **arguments)
+
+
+class Loaded(Exception):
+    """Stops the adapter right after load_model, with the arguments it was given."""
+
+
+@pytest.mark.parametrize("arguments, batch_size, device", [
+    ({"batch_size": "auto"}, 8, "cpu"),
+    ({"batch_size": "auto:4", "max_batch_size": 3, "device": "meta"}, 3, "meta"),
+    ({"batch_size": 4, "max_batch_size": 16, "device": "cpu"}, 4, "cpu"),
+])
+def test_batch_size_auto_uses_max_batch_size_and_the_device_reaches_load_model(monkeypatch, arguments, batch_size,
+                                                                                device):
+    import attnsteer.models
+
+    def fake_load_model(name, device="cpu"):
+        raise Loaded(device)
+
+    monkeypatch.setattr(attnsteer.models, "load_model", fake_load_model)
+    lm = object.__new__(AttnsteerLM)
+    with pytest.raises(Loaded) as info:
+        AttnsteerLM.__init__(lm, pretrained="/nonexistent", **arguments)
+    assert info.value.args == (device,) and lm.batch_size == batch_size
+
+
+def test_a_device_this_machine_lacks_falls_back_to_cpu(monkeypatch, caplog):
+    import torch
+
+    from attnsteer.integrations import lm_eval_model
+
+    def unavailable(*args, device=None, **kwargs):
+        raise AssertionError("Torch not compiled with CUDA enabled")
+
+    monkeypatch.setattr(torch, "empty", unavailable)
+    assert lm_eval_model._resolve_device("cuda:0") == "cpu"
+    assert "device cuda:0 is not available here" in caplog.text
+
+
 def test_instruction_rule_on_a_task_without_ifeval_fields(adapter, tiny_model_dir):
     lm = AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all", emphasis="instruction")
     with pytest.raises(AttnsteerError, match="needs documents with 'prompt' and 'prompt_without_instruction'"):
@@ -137,6 +186,12 @@ metric_list:
 """
 
 
+def chosen_choice(sample: dict) -> int:
+    """The index of the choice with the highest logged log-likelihood (lm-eval's `acc` picks it)."""
+    log_likelihoods = [resp[0][0] for resp in sample["resps"]]
+    return log_likelihoods.index(max(log_likelihoods))
+
+
 def test_lm_eval_runs_a_loglikelihood_task_steered(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     import lm_eval
@@ -156,8 +211,11 @@ def test_lm_eval_runs_a_loglikelihood_task_steered(tiny_model_dir, tmp_path, mon
             tasks=["tiny_choice"], task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
             limit=2, batch_size=4, log_samples=True)
         assert output["n-samples"]["tiny_choice"]["effective"] == 2
-        assert 0.0 <= output["results"]["tiny_choice"]["acc,none"] <= 1.0
-        scores[emphasis] = [resp[0][0] for sample in output["samples"]["tiny_choice"] for resp in sample["resps"]]
+        samples = output["samples"]["tiny_choice"]
+        correct = [chosen_choice(sample) == sample["doc"]["answer"] for sample in samples]
+        assert [sample["acc"] for sample in samples] == [float(flag) for flag in correct]
+        assert output["results"]["tiny_choice"]["acc,none"] == pytest.approx(sum(correct) / len(correct))
+        scores[emphasis] = [resp[0][0] for sample in samples for resp in sample["resps"]]
     assert len(scores["none"]) == 4
     assert scores["none"] != pytest.approx(scores["last_sentence"], abs=1e-4)
 
@@ -174,9 +232,19 @@ def test_cli_runs_ifeval_through_lm_evals_checker(tiny_model_dir, tmp_path):
     assert "emphasis rule instruction: 2 requests steered" in finished.stderr
     [results_file] = list((tmp_path / "out").glob("*/results_*.json"))
     results = json.loads(results_file.read_text())["results"]["ifeval_local"]
-    for metric in ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc",
-                   "inst_level_loose_acc"):
-        assert 0.0 <= results[f"{metric},none"] <= 1.0
+    [samples_file] = list((tmp_path / "out").glob("*/samples_ifeval_local_*.jsonl"))
+    samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
+    assert len(samples) == 2
+    from attnsteer.integrations.lm_eval_tasks.ifeval_local_utils import process_results
+
+    for sample in samples:  # each logged verdict is lm-eval's checker on the logged response
+        checked = process_results(sample["doc"], [sample["filtered_resps"][0]])
+        assert {metric: sample[metric] for metric in checked} == checked
+    for level in ("strict", "loose"):  # the reported accuracies are the means of those verdicts
+        prompts = [sample[f"prompt_level_{level}_acc"] for sample in samples]
+        instructions = [flag for sample in samples for flag in sample[f"inst_level_{level}_acc"]]
+        assert results[f"prompt_level_{level}_acc,none"] == pytest.approx(sum(prompts) / len(prompts))
+        assert results[f"inst_level_{level}_acc,none"] == pytest.approx(sum(instructions) / len(instructions))
 
 
 def test_cli_adds_the_task_folder_only_to_runs():

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from attnsteer import Steerer
 from attnsteer.models import EMBEDDED_MODEL_ID, model_identity
-
-pytestmark = pytest.mark.embedded
 
 EIFFEL = ("Previously, The Eiffel Tower is located in Paris. **Currently, The Eiffel Tower is located in Rome.** "
           "The Eiffel Tower is located in the city of")
@@ -39,16 +34,15 @@ def test_fast_tokenizer_matches_transformers_auto_tokenizer(embedded):
     assert tokenizer.all_special_tokens == reference.all_special_tokens
 
 
-def test_eiffel_tower_answers_rome_steered_and_paris_plain(embedded):
-    steerer = Steerer(*embedded)  # the shipped default heads
-    steered = steerer.generate(EIFFEL, max_new_tokens=4)
-    plain = steerer.generate(EIFFEL, max_new_tokens=4, steer=False)
+def test_eiffel_tower_answers_rome_steered_and_paris_plain(embedded_steerer):  # the shipped default heads
+    steered = embedded_steerer.generate(EIFFEL, max_new_tokens=4)
+    plain = embedded_steerer.generate(EIFFEL, max_new_tokens=4, steer=False)
     assert steered.split()[0].strip(".,") == "Rome", steered
     assert plain.split()[0].strip(".,") == "Paris", plain
 
 
-def test_steering_moves_probability_to_the_new_fact(embedded):
-    steerer = Steerer(*embedded)
+def test_steering_moves_probability_to_the_new_fact(embedded_steerer):
+    steerer = embedded_steerer
     margin = {
         steer: steerer.score(EIFFEL, " Rome", steer=steer) - steerer.score(EIFFEL, " Paris", steer=steer)
         for steer in (False, True)
@@ -56,7 +50,7 @@ def test_steering_moves_probability_to_the_new_fact(embedded):
     assert margin[False] < 0 < margin[True]
 
 
-def test_all_heads_degenerate_as_the_paper_reports(embedded):
-    steered = Steerer(*embedded, heads="all").generate(EIFFEL, max_new_tokens=6)
+def test_all_heads_degenerate_as_the_paper_reports(embedded_steerer):
+    steered = embedded_steerer.with_options(heads="all").generate(EIFFEL, max_new_tokens=6)
     words = steered.split()
     assert len(words) >= 3 and len(set(words)) <= 2, steered  # e.g. "Rome Rome Rome Rome"

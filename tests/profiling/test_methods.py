@@ -7,7 +7,15 @@ import torch
 
 from attnsteer.profiling.batching import make_batch
 from attnsteer.profiling.items import make_item
-from attnsteer.profiling.methods import METHODS, UnknownProfileMethodError, profile_task
+from attnsteer.profiling.methods import (
+    ProfileMethod,
+    UnknownProfileMethodError,
+    get_profile_method,
+    profile_method_names,
+    profile_task,
+    register_profile_method,
+    work_units,
+)
 from attnsteer.profiling.scorer import HeadScorer
 from attnsteer.tasks import Example
 from tests.profiling.test_scorer import PROMPT, SPAN
@@ -50,7 +58,7 @@ def toy_items(model, tokenizer):
     return scorer, items
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", profile_method_names())
 def test_every_method_ranks_the_decisive_head_first(method, tokenizer):
     scorer, items = toy_items(decisive_model(), tokenizer)
     profile = profile_task(scorer, "toy", items, method, top_layers=1)
@@ -63,7 +71,19 @@ def test_every_method_ranks_the_decisive_head_first(method, tokenizer):
 
 def test_unknown_method_and_empty_items_are_clear_errors(tokenizer):
     scorer = HeadScorer(tiny_model("llama"))
-    with pytest.raises(UnknownProfileMethodError, match="exhaustive"):
-        profile_task(scorer, "toy", [], "brute-force")
+    with pytest.raises(UnknownProfileMethodError, match=r"unknown profiling method 'gradients'; choose one of "
+                                                        r"'exhaustive', 'coarse-to-fine', 'gradient'; did you mean "
+                                                        r"'gradient'\?"):
+        profile_task(scorer, "toy", [], "gradients")
     with pytest.raises(Exception, match="no usable items"):
         profile_task(scorer, "toy", [], "gradient")
+
+
+def test_methods_are_registered_once_with_their_progress_steps():
+    assert profile_method_names() == ["exhaustive", "coarse-to-fine", "gradient"]
+    # 5 items, 4 layers, the 2 best layers refined by coarse-to-fine
+    assert [work_units(name, 5, 4, 2) for name in profile_method_names()] == [5 * 4, 5 * (4 + 2), 5]
+    assert work_units("coarse-to-fine", 5, 4, 9) == 5 * (4 + 4)  # never more layers than the model has
+    with pytest.raises(ValueError, match="profiling method name 'gradient' is already registered"):
+        register_profile_method(ProfileMethod("gradient", get_profile_method("exhaustive").run, lambda n, k: 1))
+    assert register_profile_method(get_profile_method("gradient")) is get_profile_method("gradient")

@@ -120,5 +120,7 @@ def test_items_longer_than_a_sliding_window_are_not_batched(tokenizer):
 def test_examples_whose_candidates_share_a_first_token_are_skipped(tokenizer):
     same_start = Example(id="toy/same", kind="score", prompt=PROMPT, emphasis=(SPAN,), answer=" Rome",
                          candidates=(" Rome", " Rome is"), gold=0)
-    assert make_item(score_example(), tokenizer) is not None
+    kept = make_item(score_example(), tokenizer)  # distinct first tokens: kept, gold's first token first
+    rome, paris = (tokenizer(candidate, add_special_tokens=False)["input_ids"][0] for candidate in (" Rome", " Paris"))
+    assert kept is not None and kept.targets == (rome, paris) and rome != paris
     assert make_item(same_start, tokenizer) is None

@@ -72,14 +72,6 @@ def live_server(steerer, settings: ServerSettings) -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="session")
-def embedded_steerer(embedded):
-    from attnsteer import Steerer
-
-    model, tokenizer = embedded
-    return Steerer(model, tokenizer)
-
-
-@pytest.fixture(scope="session")
 def embedded_server(embedded_steerer) -> Iterator[LiveServer]:
     """One live server on the embedded model for the whole session (max_batch 8, up to 64 rows waiting)."""
     with live_server(embedded_steerer, ServerSettings(model_name=MODEL_NAME, max_tokens=64)) as server:

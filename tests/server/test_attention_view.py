@@ -6,8 +6,6 @@ import pytest
 
 from tests.server.conftest import EIFFEL, NEW_FACT
 
-pytestmark = pytest.mark.embedded
-
 
 def test_steering_moves_attention_onto_the_span(embedded_server, embedded_steerer):
     status, view, _ = embedded_server.post("/v1/attention", {"prompt": EIFFEL, "emphasis": [NEW_FACT],

@@ -6,8 +6,6 @@ import pytest
 
 from tests.server.conftest import EIFFEL, MODEL_NAME, NEW_FACT
 
-pytestmark = pytest.mark.embedded
-
 COMPLETION = {"model": MODEL_NAME, "prompt": EIFFEL, "max_tokens": 2}
 CHAT = {"model": MODEL_NAME, "messages": [{"role": "user", "content": EIFFEL}], "max_tokens": 2}
 

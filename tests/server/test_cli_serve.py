@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from attnsteer import Steerer, load_model
 from tests.server.conftest import free_port
 
 ATTNSTEER = str(Path(sys.executable).with_name("attnsteer"))
@@ -42,7 +45,10 @@ def test_serve_a_model_directory(tiny_model_dir):
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             answer = json.loads(response.read())
-        assert answer["usage"]["completion_tokens"] >= 1
+        library = Steerer(*load_model(str(tiny_model_dir("llama"))), heads="1")
+        assert answer["choices"][0]["text"] == library.generate(body["prompt"], emphasize=["Paris"], max_new_tokens=3)
+        assert answer["choices"][0]["finish_reason"] == "length" and answer["usage"]["completion_tokens"] == 3
+        assert answer["usage"]["prompt_tokens"] == len(library.tokenizer(body["prompt"])["input_ids"])
         with urllib.request.urlopen(url + "/", timeout=10) as response:
             assert b"attnsteer playground" in response.read()
     finally:
@@ -58,3 +64,47 @@ def test_bad_alpha_exits_2_before_loading():
     result = CliRunner().invoke(app, ["serve", "--alpha", "3"])
     assert result.exit_code == 2
     assert "alpha must be in (0, 1]" in result.output
+
+
+def test_sigterm_under_load_stops_the_server_promptly(tiny_model_dir):
+    """In-flight long generations are failed cleanly (503) and the process exits within seconds of SIGTERM."""
+    port = free_port()
+    command = [ATTNSTEER, "serve", "--model", str(tiny_model_dir("llama")), "--heads", "1", "--port", str(port),
+               "--max-batch", "2", "--max-tokens", "5000", "--model-name", "tiny"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    answers: list[object] = []
+    try:
+        wait_for_health(url, process)
+        body = json.dumps({"model": "tiny", "prompt": "Paris Paris", "max_tokens": 5000}).encode()
+
+        def long_request():
+            request = urllib.request.Request(url + "/v1/completions", data=body,
+                                             headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=120) as response:
+                    answers.append(response.status)
+            except urllib.error.HTTPError as error:
+                answers.append((error.code, json.loads(error.read())["error"]["message"]))
+            except (urllib.error.URLError, ConnectionError) as error:
+                answers.append(error)
+
+        threads = [threading.Thread(target=long_request) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while wait_for_health(url, process)["batches_run"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # decoding is under way, one row waits
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        stopped_after = time.monotonic() - signalled
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert stopped_after < 10, stopped_after  # was: ran on until every generation finished (or SIGKILL)
+    assert len(answers) == 3
+    assert all(answer[0] == 503 and "shutting down" in answer[1] for answer in answers), answers

@@ -6,17 +6,13 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from attnsteer.server import ServerSettings
 from tests.server.conftest import EIFFEL, MODEL_NAME, NEW_FACT, live_server
-
-pytestmark = pytest.mark.embedded
 
 
 def test_fifty_concurrent_requests_all_answered(embedded_server, openai_client):
     core = embedded_server.app.state.core
-    batches_before = len(core.queue.batch_sizes)
+    batches_before = core.queue.batches_run
 
     def ask(index: int):
         extra = {"emphasis": [NEW_FACT], "alpha": 0.01 * (1 + index % 3)} if index % 2 else {}
@@ -30,7 +26,7 @@ def test_fifty_concurrent_requests_all_answered(embedded_server, openai_client):
     assert len(answers) == 50
     assert {answers[i] for i in range(0, 50, 2)} == {" Paris."}  # plain rows, batched with steered ones
     assert all(answers[i].startswith(" Rome") for i in range(1, 50, 2))
-    sizes = core.queue.batch_sizes[batches_before:]
+    sizes = list(core.queue.recent_batch_sizes)[batches_before - core.queue.batches_run :]
     assert sum(sizes) == 50 and max(sizes) == core.settings.max_batch  # requests were batched together
     assert elapsed < 120
 
@@ -44,7 +40,7 @@ def test_full_queue_answers_429_with_retry_after(embedded_steerer):
         with core.model_lock:  # the worker takes one row, then blocks: rows pile up deterministically
             threads = [threading.Thread(target=lambda: results.append(server.post("/v1/completions", body)))]
             threads[0].start()
-            wait_until(lambda: len(core.queue.batch_sizes) == 1)
+            wait_until(lambda: core.queue.batches_run == 1)
             threads += [threading.Thread(target=lambda: results.append(server.post("/v1/completions", body)))
                         for _ in range(2)]
             for thread in threads[1:]:

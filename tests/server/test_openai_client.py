@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.server.conftest import EIFFEL, MODEL_NAME, NEW_FACT
-
-pytestmark = pytest.mark.embedded
 
 
 def test_models_and_health(openai_client, embedded_server):
@@ -74,12 +70,15 @@ def test_chat_with_emphasis_in_a_message(openai_client):
 
 
 def test_chat_streams_and_stops_at_a_new_turn(openai_client):
-    stream = openai_client.chat.completions.create(
-        model=MODEL_NAME, messages=[{"role": "user", "content": "What is the capital of France?"}],
-        max_tokens=48, stream=True, stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
+    request = {"model": MODEL_NAME, "messages": [{"role": "user", "content": "What is the capital of France?"}],
+               "max_tokens": 48}
+    whole = openai_client.chat.completions.create(**request)
+    chunks = list(openai_client.chat.completions.create(**request, stream=True, stream_options={"include_usage": True}))
     text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert text.strip() and "User:" not in text
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+    assert text == whole.choices[0].message.content and text.strip() and "User:" not in text
+    finish_reasons = [chunk.choices[0].finish_reason for chunk in chunks if chunk.choices]
+    assert [reason for reason in finish_reasons if reason] == [whole.choices[0].finish_reason] == ["stop"]
+    assert whole.usage.completion_tokens < request["max_tokens"]  # it stopped at the turn's end, not the limit
+    usage = chunks[-1].usage  # the usage chunk comes last, as in the whole reply
+    assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)

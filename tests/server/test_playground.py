@@ -10,8 +10,6 @@ import pytest
 
 from tests.server.conftest import EIFFEL, NEW_FACT
 
-pytestmark = pytest.mark.embedded
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

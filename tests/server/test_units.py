@@ -78,7 +78,8 @@ def test_queue_batches_refuses_when_full_and_survives_a_failing_batch():
     queue = BatchQueue(run_batch, max_batch=2, max_waiting=2, batch_wait_s=0.0, model_lock=threading.Lock())
     events = [[] for _ in range(4)]
     queue.submit([job(events[0])])
-    wait_for(lambda: queue.batch_sizes == [1])  # the worker took the first row and waits on `release`
+    wait_for(lambda: queue.batches_run == 1)  # the worker took the first row and waits on `release`
+    assert list(queue.recent_batch_sizes) == [1]
     queue.submit([job(events[1]), job(events[2])])
     with pytest.raises(QueueFullError):
         queue.submit([job(events[3])])
@@ -86,5 +87,21 @@ def test_queue_batches_refuses_when_full_and_survives_a_failing_batch():
     wait_for(lambda: len(seen) == 2)
     queue.close()
     assert seen == [1, 2]  # the two waiting rows ran as one batch after the first batch failed
+    assert queue.batches_run == 2 and list(queue.recent_batch_sizes) == [1, 2]
     assert isinstance(events[0][0], Failed) and "boom" in events[0][0].message
     assert events[1] == events[2] == events[3] == []
+
+
+def test_queue_remembers_a_bounded_number_of_batch_sizes(monkeypatch):
+    import attnsteer.server.batching as batching
+
+    monkeypatch.setattr(batching, "RECENT_BATCHES", 3)
+    done = threading.Semaphore(0)
+    queue = BatchQueue(lambda jobs: done.release(), max_batch=1, max_waiting=1, batch_wait_s=0.0,
+                       model_lock=threading.Lock())
+    for _ in range(5):
+        queue.submit([job([])])
+        assert done.acquire(timeout=10)
+    wait_for(lambda: queue.batches_run == 5)
+    queue.close()
+    assert list(queue.recent_batch_sizes) == [1, 1, 1]  # the last three of five batches

@@ -58,8 +58,12 @@ def test_accepts_lists_as_offsets() -> None:
 
 
 def test_check_spans_covered_passes() -> None:
-    spans = [CharSpan(10, 15)]
-    check_spans_covered(token_emphasis_mask(OFFSETS, spans), spans, OFFSETS)
+    spans = [CharSpan(10, 15), CharSpan(1, 2)]  # "brown" (two tokens) and a character inside "the"
+    mask = token_emphasis_mask(OFFSETS, spans)
+    assert mask == [False, True, False, True, True, False, False]
+    assert check_spans_covered(mask, spans, OFFSETS) is None  # every span overlaps an emphasised token
+    with pytest.raises(SpanError, match=r"\[1, 2\)"):  # the same spans, one token flag short
+        check_spans_covered([False, False, False, True, True, False, False], spans, OFFSETS)
 
 
 def test_check_spans_covered_names_truncated_span() -> None:

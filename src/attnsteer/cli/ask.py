@@ -10,13 +10,14 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
+from attnsteer.cli.options import check_heads
 
 ASK_METHODS = ("llmsteer", "autopasta", "plain")
 
 
 def read_context(path: str) -> str:
     """The context file's text; a missing, unreadable or empty file is a ContextError."""
-    from attnsteer.context import ContextError
+    from attnsteer.context.config import ContextError
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -47,7 +48,7 @@ def ask(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per query.")] = False,
 ) -> None:
     """Answer each --query after the --context text (greedy decoding)."""
-    from attnsteer.context import AutoPastaConfig, ContextError, LLMSteerConfig
+    from attnsteer.context.config import AutoPastaConfig, ContextError, LLMSteerConfig
     from attnsteer.steering.config import SteeringConfig
 
     if method not in ASK_METHODS:
@@ -55,14 +56,15 @@ def ask(
     if any(not q.strip() for q in query):
         raise ContextError("a --query is empty; give some text")
     text = read_context(context)
-    SteeringConfig(alpha=alpha)
+    steering = SteeringConfig(alpha=alpha)
     llmsteer = LLMSteerConfig(top_k=top_k, top_fraction=top_fraction)
     autopasta = AutoPastaConfig(num_sentences=sentences)
+    check_heads(heads)
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, alpha=alpha, markup=None)
+    steerer = Steerer(loaded, tokenizer, heads=heads, config=steering, markup=None)
     for row in answer_all(steerer, text, query, method, max_new_tokens, llmsteer, autopasta):
         typer.echo(json.dumps(row) if json_out else f"Q: {row['query']}\nA: {row['answer']}\n")
 

@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
-from attnsteer.errors import AttnsteerError, SteeringConfigError
+from attnsteer.cli.options import OptionError, check_heads, comma_separated, command_line
+from attnsteer.errors import AttnsteerError, NoEmphasisError
 
 app = typer.Typer(help="Tell a language model where to attend (PASTA attention steering).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -22,7 +23,11 @@ def root() -> None:
 
 
 def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Print bad-input errors as one line on stderr and exit with status 2 (no traceback)."""
+    """Print bad-input errors as one line on stderr and exit with status 2 (no traceback).
+
+    Every command checks what needs no model first, importing only light modules, and imports torch,
+    transformers and `load_model` after that: bad input is reported at once, not after a load.
+    """
 
     @wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -59,27 +64,22 @@ def generate(
 
     emphasis = [list(emphasize)] if emphasize else None
     # Check what needs no model before the (slow) load.
-    SteeringConfig(alpha=alpha, mode=mode)  # type: ignore[arg-type]
-    resolve_emphasis(prompt, emphasis[0] if emphasis else None, occurrence=occurrence)  # type: ignore[arg-type]
+    config = SteeringConfig(alpha=alpha, mode=mode)  # type: ignore[arg-type]
+    marked = resolve_emphasis(prompt, emphasis[0] if emphasis else None, occurrence=occurrence)  # type: ignore[arg-type]
+    if not marked.spans:
+        raise NoEmphasisError("nothing is emphasised: mark text in the prompt with **...** or pass --emphasize TEXT")
+    check_heads(heads)
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, alpha=alpha, mode=mode,  # type: ignore[arg-type]
-                      occurrence=occurrence)  # type: ignore[arg-type]
+    steerer = Steerer(loaded, tokenizer, heads=heads, config=config, occurrence=occurrence)  # type: ignore[arg-type]
     steered = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens)
     if not compare:
         typer.echo(steered)
         return
     plain = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens, steer=False)
     print_comparison(plain, steered, f"heads {steerer.heads}, alpha {alpha}, {mode}")
-
-
-def _floats(text: str, option: str) -> list[float]:
-    try:
-        return [float(item) for item in text.split(",") if item.strip()]
-    except ValueError:
-        raise SteeringConfigError(f"{option} takes comma-separated numbers, got {text!r}") from None
 
 
 @app.command("eval")
@@ -106,40 +106,43 @@ def eval_command(
     markdown: Annotated[str | None, typer.Option(help="Write the table as Markdown (with this command).")] = None,
 ) -> None:
     """Evaluate methods on the PASTA paper's tasks and print the paper's Table 1 layout."""
-    from attnsteer.evaluation import expand_methods, results_table, run_evaluation, write_json
+    from attnsteer.evaluation.methods import expand_methods
+    from attnsteer.evaluation.runner import check_evaluation
     from attnsteer.steering.config import SteeringConfig
-    from attnsteer.tasks import get_task
 
+    # Everything that needs no model is checked before the (slow) load: names, numbers, files, and
+    # whether each method fits each task's examples.
     tasks = [name.strip() for name in task.split(",") if name.strip()]
-    for name in tasks:
-        get_task(name)
+    if not tasks:
+        raise OptionError(f"--task needs at least one task name, got {task!r}")
     methods = expand_methods(method.split(","))
-    alphas = _floats(alpha, "--alpha")
-    for value in alphas:
-        SteeringConfig(alpha=value)
-    counts = [int(value) for value in _floats(num_heads, "--num-heads")] if num_heads else []
+    steering = [SteeringConfig(alpha=value) for value in comma_separated(alpha, "--alpha")]
+    if not steering:
+        raise OptionError(f"--alpha needs at least one number, got {alpha!r}")
+    counts = comma_separated(num_heads, "--num-heads", int) if num_heads else []
     if data and len(tasks) != 1:
-        raise SteeringConfigError("--data goes with exactly one --task")
+        raise OptionError("--data goes with exactly one --task")
+    check_evaluation(tasks, methods, split=split, limit=limit, data_file=data)
+    check_heads(heads)
+    from attnsteer.evaluation import results_table, run_evaluation, write_json
     from attnsteer.models import load_model
 
     loaded, tokenizer = load_model(model)
-    report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, alphas=alphas, num_heads=counts,
+    report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, steering=steering, num_heads=counts,
                             limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data)
     header, rows = results_table(report.results)
-    print_table(header, rows, f"split {split}, alpha {alphas[0]}, model {model or 'embedded'}")
+    print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, model {model or 'embedded'}")
     sweeps = {"alpha_sweep": report.alpha_sweep, "num_heads_sweep": report.num_heads_sweep}
     if json_out:
         write_json(report.results, json_out, {"sweeps": sweeps, "table": {"header": header, "rows": rows}})
     if plot:
         write_plots(plot, header, rows, report)
     if markdown:
-        import shlex
         from pathlib import Path
 
         from attnsteer.evaluation import results_markdown
 
-        command = "attnsteer " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-        Path(markdown).write_text(results_markdown(header, rows, f"Command: `{command}`"))
+        Path(markdown).write_text(results_markdown(header, rows, f"Command: `{command_line()}`"))
 
 
 def print_table(header: list[str], rows: list[list[str]], caption: str) -> None:
@@ -195,4 +198,8 @@ for _module in SUBCOMMAND_MODULES:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m attnsteer.cli.main`: the subcommand modules registered on the importable module's `app`,
+    # not on this `__main__` copy, so run that one.
+    from attnsteer.cli.main import main as registered_main
+
+    sys.exit(registered_main())

@@ -39,27 +39,27 @@ def profile_command(
     = None,
 ) -> None:
     """Rank every attention head on small task subsets and select the heads to steer (PASTA profiling)."""
-    from attnsteer.cli.main import _floats
-    from attnsteer.models import load_model
-    from attnsteer.profiling import profile_heads
-    from attnsteer.profiling.methods import check_method
-    from attnsteer.profiling.profile import check_profile_arguments
+    from attnsteer.cli.options import comma_separated, command_line
+    from attnsteer.profiling.config import ProfileConfig
     from attnsteer.steering.config import SteeringConfig
 
-    task_names = [name.strip() for name in tasks.split(",") if name.strip()]
-    grid = [int(value) for value in _floats(k_grid, "--k-grid")]
     # Everything that needs no model is checked before the (slow) load.
-    check_method(method)
-    check_profile_arguments(task_names, n_train, select, top_k, num_heads, select_task, n_valid, top_layers)
-    SteeringConfig(alpha=alpha)
+    config = ProfileConfig(
+        tasks=tuple(name.strip() for name in tasks.split(",") if name.strip()), n_train=n_train, method=method,
+        select=select, top_k=top_k, num_heads=num_heads, select_task=select_task,
+        k_grid=tuple(comma_separated(k_grid, "--k-grid", int)), n_valid=n_valid,
+        steering=SteeringConfig(alpha=alpha), top_layers=top_layers,
+    )
+    from attnsteer.models import load_model
+    from attnsteer.profiling import profile_heads
+
     loaded, tokenizer = load_model(model)
+
     def save_scores(result) -> None:  # before selection, so a failed selection keeps the scores
         if scores:
             _write(scores, result.scores_file())
 
-    result = profile_heads(loaded, tokenizer, task_names, n_train=n_train, method=method, select=select,
-                           top_k=top_k, num_heads=num_heads, select_task=select_task, k_grid=grid,
-                           n_valid=n_valid, alpha=alpha, top_layers=top_layers, on_profiled=save_scores)
+    result = profile_heads(loaded, tokenizer, config, on_profiled=save_scores, command=command_line())
     for name, profile in result.profiles.items():
         best = ", ".join(f"{layer}.{head}" for layer, head in profile.ranking()[:8])
         typer.echo(f"{name}: {profile.num_items} items ({len(profile.skipped)} skipped), {profile.seconds:.0f} s; "

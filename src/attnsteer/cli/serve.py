@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
+from attnsteer.cli.options import check_heads
 
 
 @app.command()
@@ -26,22 +27,23 @@ def serve(
     model_name: Annotated[str | None, typer.Option(help="Id served at /v1/models (default: the model's).")] = None,
 ) -> None:
     """Serve /v1/completions and /v1/chat/completions (OpenAI-compatible, plus emphasis fields) and the playground."""
-    try:
-        import uvicorn
+    from attnsteer.steering.config import SteeringConfig
 
+    steering = SteeringConfig(alpha=alpha)
+    check_heads(heads)
+    try:
         from attnsteer.server import ServerSettings, create_app
+        from attnsteer.server.run import run_server
     except ImportError as error:
         typer.echo(f"error: the server needs its extra: pip install 'attnsteer[server]' ({error})", err=True)
         raise typer.Exit(2) from None
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
-    from attnsteer.steering.config import SteeringConfig
 
-    SteeringConfig(alpha=alpha)
     settings = ServerSettings(max_batch=max_batch, max_waiting=max(max_waiting, max_batch),
                               max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens,
                               default_max_tokens=min(16, max_tokens), model_name=model_name)
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, alpha=alpha)
+    steerer = Steerer(loaded, tokenizer, heads=heads, config=steering)
     typer.echo(f"attnsteer: serving {model or 'embedded'} on http://{host}:{port}/ (playground at /)", err=True)
-    uvicorn.run(create_app(steerer, settings), host=host, port=port, log_level="info")
+    run_server(create_app(steerer, settings), host=host, port=port)

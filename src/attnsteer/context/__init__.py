@@ -1,28 +1,30 @@
 """Steer a reused context once and answer many queries on it (LLMSteer), or let the model pick
-the span per query (AutoPASTA). See DESIGN.md section 6.
+the span per query (AutoPASTA). Usage and the cache's steering rules: docs/contexts.md.
 
 - `prepare_context(steerer, text, method)` / `Steerer.prepare_context`: a `SteeredContext` holding
   the context's KV cache, prefilled once under its emphasis; `.generate(query)` / `.score(query,
-  answer)` run on a copy of it.
+  answer)` run on a copy of it. The bias stays on the context's keys (absolute positions 0..n-1) for
+  every later query; the query's own tokens are neither emphasised nor down-weighted.
+  `context_method_names()`: the methods ("llmsteer", "spans", "plain").
 - `ContextStore`: prepared contexts keyed by (model, context hash, steering hash), LRU in bytes.
 - `autopasta_generate(steerer, context, query)`: AutoPASTA, re-encoding the context per query.
 """
 
 from attnsteer.context.autopasta import AutoPastaAnswer, autopasta_generate, pick_sentences
 from attnsteer.context.config import (
-    CONTEXT_METHODS,
     DEFAULT_PREFIXES,
     AutoPastaConfig,
     ContextError,
     LLMSteerConfig,
+    UnknownContextMethodError,
 )
-from attnsteer.context.prepare import prepare_context
+from attnsteer.context.prepare import ContextMethod, context_method_names, prepare_context, register_context_method
 from attnsteer.context.selection import select_tokens
 from attnsteer.context.steered_context import SteeredContext
 from attnsteer.context.store import ContextKey, ContextStore
 
 __all__ = [
-    "CONTEXT_METHODS", "DEFAULT_PREFIXES", "AutoPastaAnswer", "AutoPastaConfig", "ContextError", "ContextKey",
-    "ContextStore", "LLMSteerConfig", "SteeredContext", "autopasta_generate", "pick_sentences", "prepare_context",
-    "select_tokens",
+    "DEFAULT_PREFIXES", "AutoPastaAnswer", "AutoPastaConfig", "ContextError", "ContextKey", "ContextMethod",
+    "ContextStore", "LLMSteerConfig", "SteeredContext", "UnknownContextMethodError", "autopasta_generate",
+    "context_method_names", "pick_sentences", "prepare_context", "register_context_method", "select_tokens",
 ]

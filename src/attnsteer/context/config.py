@@ -10,8 +10,6 @@ from typing import Any
 
 from attnsteer.errors import AttnsteerError
 
-CONTEXT_METHODS: tuple[str, ...] = ("llmsteer", "spans", "plain")
-
 # LLMSteer reads the context twice, after two different instructions; tokens that draw attention in
 # both readings are the query-independent "important" tokens. The wording is ours, in the spirit of
 # the paper (arXiv 2411.13009): two paraphrases of "read this context carefully".
@@ -23,6 +21,10 @@ DEFAULT_PREFIXES: tuple[str, str] = (
 
 class ContextError(AttnsteerError):
     """A context, query, context method or one of the LLMSteer / AutoPASTA settings is invalid."""
+
+
+class UnknownContextMethodError(ContextError):
+    """A context method name that is not registered (see `attnsteer.context.context_method_names`)."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,3 @@ def config_hash(data: dict[str, Any] | Any) -> str:
     if not isinstance(data, dict):
         data = asdict(data)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def check_method(method: str) -> str:
-    if method not in CONTEXT_METHODS:
-        raise ContextError(f"unknown context method {method!r}; allowed: {', '.join(CONTEXT_METHODS)}")
-    return method

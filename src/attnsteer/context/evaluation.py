@@ -17,8 +17,7 @@ from attnsteer.context.prepare import prepare_context
 from attnsteer.context.store import ContextStore
 
 if TYPE_CHECKING:
-    from tqdm import tqdm
-
+    from attnsteer.evaluation.runner import EvalProgress
     from attnsteer.steerer import Steerer
     from attnsteer.tasks import Example, Task
 
@@ -33,26 +32,47 @@ def split_context(task: Task, method: str, example: Example) -> tuple[str, str]:
 
 
 def run_context_method(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                       bar: tqdm) -> list[dict[str, Any]]:
-    """One prediction dict per example (as the runner's), with what each method chose."""
+                       bar: EvalProgress) -> list[dict[str, Any]]:
+    """One prediction dict per example (as the runner's), with what each method chose.
+
+    bar: moved per example, and per generated token of an llmsteer answer.
+
+    method: "llmsteer" or "autopasta" (the evaluation methods with `reads_context`).
+    """
+    if method not in ("llmsteer", "autopasta"):
+        raise ContextError(f"run_context_method runs 'llmsteer' or 'autopasta', not {method!r}")
     pairs = [split_context(task, method, example) for example in examples]
     store = ContextStore()
     predictions = []
     for example, (context, query) in zip(examples, pairs, strict=True):
         if method == "llmsteer":
-            prepared = prepare_context(steerer, context, "llmsteer", store=store)
-            output = prepared.generate(query, max_new_tokens=example.max_new_tokens)
-            chosen: dict[str, Any] = {"emphasised_tokens": prepared.emphasised_text}
-            metrics = task.generation_metrics(example, output)
+            output, chosen, extra = _answer_llmsteer(steerer, store, context, query, example, bar)
         else:
-            answer = autopasta_generate(steerer, context, query, example.max_new_tokens,
-                                        extraction_query=example.reference.get("question"))
-            output = answer.text
-            chosen = {"sentences": list(answer.sentences), "extraction": answer.extraction}
-            metrics = {**task.generation_metrics(example, output), "fell_back": float(answer.fell_back)}
+            output, chosen, extra = _answer_autopasta(steerer, context, query, example)
+        metrics = {**task.generation_metrics(example, output), **extra}
         predictions.append({"id": example.id, "prompt": example.prompt, "emphasis": None, "output": output,
                             **chosen, "metrics": metrics})
-        bar.update()
+        bar.finished()
     if method == "llmsteer" and predictions:
         predictions[-1]["context_store"] = store.stats()
     return predictions
+
+
+Answer = tuple[str, dict[str, Any], dict[str, float]]  # (output, what was emphasised, extra metrics)
+
+
+def _answer_llmsteer(steerer: Steerer, store: ContextStore, context: str, query: str, example: Example,
+                     bar: EvalProgress) -> Answer:
+    """The context prepared once per distinct text (`store`), the query answered on its steered cache."""
+    prepared = prepare_context(steerer, context, "llmsteer", store=store)
+    output = prepared.generate(query, max_new_tokens=example.max_new_tokens,
+                               streamer=bar.streamer(1, example.max_new_tokens))
+    return output, {"emphasised_tokens": prepared.emphasised_text}, {}
+
+
+def _answer_autopasta(steerer: Steerer, context: str, query: str, example: Example) -> Answer:
+    """The model names the key sentence for this query, then answers with it emphasised."""
+    answer = autopasta_generate(steerer, context, query, example.max_new_tokens,
+                                extraction_query=example.reference.get("question"))
+    chosen = {"sentences": list(answer.sentences), "extraction": answer.extraction}
+    return answer.text, chosen, {"fell_back": float(answer.fell_back)}

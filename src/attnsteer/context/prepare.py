@@ -1,23 +1,68 @@
 """`prepare_context`: tokenise a context, choose its emphasis (LLMSteer, given spans, or none),
-prefill it once, and keep it in a `ContextStore` when one is given."""
+prefill it once, and keep it in a `ContextStore` when one is given.
+
+The context methods ("llmsteer", "spans", "plain") are `ContextMethod`s, registered once each at the
+bottom of this module with the function that builds their emphasis.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from attnsteer.context.config import ContextError, LLMSteerConfig, check_method, config_hash
+from attnsteer.context.config import ContextError, LLMSteerConfig, UnknownContextMethodError, config_hash
 from attnsteer.context.selection import llmsteer_emphasis
 from attnsteer.context.steered_context import SteeredContext
 from attnsteer.context.store import ContextKey, ContextStore
-from attnsteer.models.identity import model_identity
+from attnsteer.model_info import model_identity
+from attnsteer.registry import Registry
 
 if TYPE_CHECKING:
     from attnsteer.steerer import Steerer
 
 logger = logging.getLogger(__name__)
+
+
+# (input_ids [1, n], emphasis_mask [1, n] bool or None, the context text as the model reads it)
+Emphasised = tuple[torch.Tensor, torch.Tensor | None, str]
+
+
+@dataclass(frozen=True)
+class ContextMethod:
+    """One way to choose a context's emphasis.
+
+    name: the `method` argument of `prepare_context`.
+    emphasis: (steerer, text, emphasize, llmsteer settings) -> `Emphasised`.
+    takes_spans: the caller's `emphasize` (substrings, offsets or markup) chooses the emphasis.
+    steers: False for a plain context, whose cache does not depend on heads or alpha.
+    """
+
+    name: str
+    emphasis: Callable[[Steerer, str, Any, LLMSteerConfig], Emphasised]
+    takes_spans: bool = False
+    steers: bool = True
+
+
+_CONTEXT_METHODS: Registry[ContextMethod] = Registry("context method", UnknownContextMethodError)
+
+
+def register_context_method(method: ContextMethod) -> ContextMethod:
+    """Make `method` available to `prepare_context` by its name (a taken name is a ValueError)."""
+    return _CONTEXT_METHODS.register(method.name, method)
+
+
+def get_context_method(name: str) -> ContextMethod:
+    """The context method registered as `name`; an unknown name raises with the allowed names."""
+    return _CONTEXT_METHODS.get(name)
+
+
+def context_method_names() -> list[str]:
+    """The context methods `prepare_context` accepts, in registration order."""
+    return _CONTEXT_METHODS.names()
 
 
 def prepare_context(
@@ -36,50 +81,72 @@ def prepare_context(
         the text when None) or "plain" (no steering; prefix-cache reuse only).
     store: when given, an equal (model, text, steering setting) context is reused from it.
     """
-    check_method(method)
+    spec = get_context_method(method)
     if not isinstance(text, str) or not text.strip():
         raise ContextError("the context is empty; give the text to read")
-    if method != "spans" and emphasize is not None:
-        raise ContextError(f"emphasize goes with method='spans', not {method!r}")
+    if emphasize is not None and not spec.takes_spans:
+        takers = " or ".join(f"method={name!r}" for name in context_method_names()
+                             if get_context_method(name).takes_spans)
+        raise ContextError(f"emphasize goes with {takers}, not {method!r}")
     llmsteer = llmsteer or LLMSteerConfig()
     if store is None:
-        return _build(steerer, text, method, emphasize, llmsteer)
+        return _build(steerer, text, spec, emphasize, llmsteer)
     key = ContextKey.build(model_identity(steerer.model), text, steering_hash(steerer, method, emphasize, llmsteer))
-    return store.get_or_build(key, lambda: _build(steerer, text, method, emphasize, llmsteer))
+    return store.get_or_build(key, lambda: _build(steerer, text, spec, emphasize, llmsteer))
 
 
 def steering_hash(steerer: Steerer, method: str, emphasize: Any, llmsteer: LLMSteerConfig) -> str:
     """sha256 of everything besides the text that changes the prepared cache."""
-    if method == "plain":
-        return config_hash({"method": "plain"})
+    spec = get_context_method(method)
+    if not spec.steers:
+        return config_hash({"method": method})
     setting: dict[str, Any] = {"method": method, "heads": str(steerer.heads), **steerer.config.to_dict()}
-    setting["selection"] = config_hash(llmsteer) if method == "llmsteer" else repr(emphasize)
+    setting["selection"] = repr(emphasize) if spec.takes_spans else config_hash(llmsteer)
     return config_hash(setting)
 
 
-def _build(steerer: Steerer, text: str, method: str, emphasize: Any, llmsteer: LLMSteerConfig) -> SteeredContext:
-    if method == "spans":
-        encoded = steerer.encode(text, emphasize)
-        ids, emphasis = encoded.encodings["input_ids"], encoded.emphasis_mask
-        if not bool(emphasis.any()):
-            raise ContextError("method 'spans' needs something emphasised: pass emphasize=[...] or **markup**")
-        return SteeredContext(steerer, ids, emphasis, method, encoded.marked[0].text)
-    encoded = steerer.tokenizer(text, return_special_tokens_mask=True)
-    ids = torch.tensor([encoded["input_ids"]], dtype=torch.long)
-    if method == "plain":
-        return SteeredContext(steerer, ids, None, method, text)
-    num_special = _leading_specials(encoded["special_tokens_mask"])
+def _build(steerer: Steerer, text: str, spec: ContextMethod, emphasize: Any, llmsteer: LLMSteerConfig,
+           ) -> SteeredContext:
+    ids, emphasis, read = spec.emphasis(steerer, text, emphasize, llmsteer)
+    return SteeredContext(steerer, ids, emphasis, spec.name, read)
+
+
+def _spans_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig) -> Emphasised:
+    """The caller's spans (or the text's markup, which is removed)."""
+    encoded = steerer.encode(text, emphasize)
+    ids, emphasis = encoded.encodings["input_ids"], encoded.emphasis_mask
+    if not bool(emphasis.any()):
+        raise ContextError("method 'spans' needs something emphasised: pass emphasize=[...] or **markup**")
+    return ids, emphasis, encoded.marked[0].text
+
+
+def _plain_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig) -> Emphasised:
+    """No emphasis: the context only runs once for many queries."""
+    ids, _ = _tokenize(steerer, text)
+    return ids, None, text
+
+
+def _llmsteer_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig) -> Emphasised:
+    """The tokens both of LLMSteer's readings attend to most (see `llmsteer_emphasis`)."""
+    ids, num_special = _tokenize(steerer, text)
     if num_special >= ids.shape[1]:
         raise ContextError("the context has no tokens besides special tokens")
     emphasis = llmsteer_emphasis(steerer.model, steerer.tokenizer, ids, num_special, llmsteer)
     if not bool(emphasis.any()):
         logger.warning("LLMSteer: the two readings share no top-%d token; the context runs unsteered",
                        llmsteer.k_for(ids.shape[1] - num_special))
-    return SteeredContext(steerer, ids, emphasis, method, text)
+    return ids, emphasis, text
 
 
-def _leading_specials(special_mask: list[int]) -> int:
-    count = 0
-    while count < len(special_mask) and special_mask[count]:
+def _tokenize(steerer: Steerer, text: str) -> tuple[torch.Tensor, int]:
+    """input_ids [1, n] of `text` and how many special tokens (BOS) lead them."""
+    encoded = steerer.tokenizer(text, return_special_tokens_mask=True)
+    special, count = encoded["special_tokens_mask"], 0
+    while count < len(special) and special[count]:
         count += 1
-    return count
+    return torch.tensor([encoded["input_ids"]], dtype=torch.long), count
+
+
+register_context_method(ContextMethod("llmsteer", _llmsteer_emphasis))
+register_context_method(ContextMethod("spans", _spans_emphasis, takes_spans=True))
+register_context_method(ContextMethod("plain", _plain_emphasis, steers=False))

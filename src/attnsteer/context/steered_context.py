@@ -49,10 +49,12 @@ class SteeredContext:
     # ----- properties -----------------------------------------------------------------------------
     @property
     def num_tokens(self) -> int:
+        """Context tokens held in the cache (special tokens included)."""
         return int(self.input_ids.shape[1])
 
     @property
     def steered(self) -> bool:
+        """True when the context was prefilled under an emphasis (False: a plain context)."""
         return self.emphasis_mask is not None
 
     @property

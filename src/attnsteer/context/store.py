@@ -16,12 +16,13 @@ from attnsteer.context.steered_context import SteeredContext
 class ContextKey:
     """What makes two prepared contexts interchangeable."""
 
-    model: str  # model identity (attnsteer.models.identity.model_identity)
+    model: str  # model identity (attnsteer.model_info.model_identity)
     context: str  # sha256 of the context text
     steering: str  # sha256 of the method, its settings, heads, alpha and mode
 
     @classmethod
     def build(cls, model: str, text: str, steering: str) -> ContextKey:
+        """The key of `text` (hashed) for a model identity and a steering-setting hash."""
         return cls(model, hashlib.sha256(text.encode("utf-8")).hexdigest(), steering)
 
 
@@ -42,6 +43,7 @@ class ContextStore:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held by every stored context's KV cache."""
         with self._lock:
             return sum(context.nbytes() for context in self._entries.values())
 
@@ -93,5 +95,6 @@ class ContextStore:
         return len(doomed)
 
     def stats(self) -> dict[str, int]:
+        """Entries, bytes, limit and hit/miss/eviction counters (for /health and logs)."""
         return {"entries": len(self._entries), "bytes": self.nbytes, "max_bytes": self.max_bytes, "hits": self.hits,
                 "misses": self.misses, "evictions": self.evictions, "too_large": self.too_large}

@@ -1,25 +1,25 @@
-"""The paper's baselines and PASTA as prompt renderings: what text the model reads, what is steered."""
+"""The evaluation methods: the paper's baselines and PASTA as prompt renderings (what text the model
+reads, what is steered), and the context methods that run through `attnsteer.context`.
+
+Each method is one `EvalMethod`, registered once at the bottom of this module.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from attnsteer.errors import AttnsteerError
+from attnsteer.registry import Registry
 from attnsteer.spans import CharSpan
 from attnsteer.tasks import Example
 
-PAPER_METHODS = ("zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta")
-# The context methods run through attnsteer.context (tasks whose examples mark their context: squad, gsm8k).
-CONTEXT_METHODS = ("autopasta", "llmsteer")
-METHODS = PAPER_METHODS + CONTEXT_METHODS
-ALIASES = {"marked": ("marked-star", "marked-quote"), "all": PAPER_METHODS}
 DEMO_SEPARATOR = "\n\n"
 
 
 class UnknownMethodError(AttnsteerError):
-    """A method name that is not one of METHODS (or an alias)."""
+    """An evaluation method name that is not registered (nor an alias)."""
 
 
 @dataclass(frozen=True)
@@ -30,38 +30,70 @@ class RenderedPrompt:
     emphasis: tuple[CharSpan, ...] | None  # None: run the plain model
 
 
+Render = Callable[[Example, Sequence[Example]], RenderedPrompt]
+
+
+@dataclass(frozen=True)
+class EvalMethod:
+    """One evaluation method.
+
+    name: its name on the command line and in results.
+    render: (example, demonstrations) -> the prompt the model reads; None for the methods that read
+        a context (they run through `attnsteer.context.evaluation`).
+    steers: whether the method steers attention (the alpha and head-count sweeps rerun it).
+    reads_context: runs through `attnsteer.context` on tasks whose examples mark their context
+        (squad, gsm8k): autopasta and llmsteer.
+    demonstrations: `render` uses demonstrations from the task's train split (the few-shot methods).
+    """
+
+    name: str
+    render: Render | None
+    steers: bool
+    reads_context: bool = False
+    demonstrations: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.render is None) != self.reads_context:
+            raise ValueError(f"evaluation method {self.name!r}: give a render function exactly when it does not "
+                             f"read a context (render={self.render!r}, reads_context={self.reads_context!r})")
+
+
+_EVALUATION_METHODS: Registry[EvalMethod] = Registry("evaluation method", UnknownMethodError)
+
+
+def register_method(method: EvalMethod) -> EvalMethod:
+    """Make `method` available by its name (a name taken by another method is a ValueError)."""
+    return _EVALUATION_METHODS.register(method.name, method)
+
+
+def get_method(name: str) -> EvalMethod:
+    """The method registered as `name`; an unknown name raises UnknownMethodError with the allowed names."""
+    return _EVALUATION_METHODS.get(name)
+
+
+def method_names() -> list[str]:
+    """Every registered method name, in registration order (the paper's six first)."""
+    return _EVALUATION_METHODS.names()
+
+
 def expand_methods(names: Sequence[str]) -> list[str]:
     """'marked' -> both marked variants, 'all' -> the PASTA paper's six; unknown names raise with the allowed."""
     methods: list[str] = []
     for name in names:
         name = name.strip()
-        if name in ALIASES:
-            methods += [m for m in ALIASES[name] if m not in methods]
-        elif name in METHODS:
-            methods += [name] if name not in methods else []
-        else:
-            raise UnknownMethodError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}, marked, all")
+        if name not in ALIASES and name not in _EVALUATION_METHODS:
+            raise _EVALUATION_METHODS.unknown(name, also=ALIASES)
+        methods += [method for method in ALIASES.get(name, (name,)) if method not in methods]
     return methods
-
-
-def uses_steering(method: str) -> bool:
-    return method.endswith("pasta") or method == "llmsteer"
 
 
 def render(method: str, example: Example, demonstrations: Sequence[Example] = ()) -> RenderedPrompt:
     """The prompt for `example` under `method` (demonstrations are used by the few-shot methods only)."""
-    if method == "zero-shot":
-        return RenderedPrompt(example.prompt, None)
-    if method in ("marked-star", "marked-quote"):
-        mark = "*" if method == "marked-star" else '"'
-        return RenderedPrompt(wrap_spans(example.prompt, example.emphasis, mark), None)
-    if method == "pasta":
-        return RenderedPrompt(example.prompt, example.emphasis)
-    if method in ("few-shot", "few-shot+pasta"):
-        prefix = "".join(demo.prompt + demo.answer + DEMO_SEPARATOR for demo in demonstrations)
-        shifted = tuple(CharSpan(span.start + len(prefix), span.end + len(prefix)) for span in example.emphasis)
-        return RenderedPrompt(prefix + example.prompt, shifted if method == "few-shot+pasta" else None)
-    raise UnknownMethodError(f"unknown method {method!r}; allowed: {', '.join(METHODS)}")
+    spec = get_method(method)
+    if spec.render is None:
+        raise AttnsteerError(f"evaluation method {method!r} reads a context and renders no prompt; "
+                             "it runs through attnsteer.context.evaluation")
+    return spec.render(example, demonstrations)
 
 
 def wrap_spans(text: str, spans: Sequence[CharSpan], mark: str) -> str:
@@ -77,3 +109,43 @@ def pick_demonstrations(pool: Sequence[Example], k: int, seed: int, kind: str) -
     """k demonstrations of the same kind from the train split, seeded (the same for every test example)."""
     same_kind = [example for example in pool if example.kind == kind]
     return random.Random(seed).sample(same_kind, min(k, len(same_kind)))
+
+
+def _zero_shot(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    return RenderedPrompt(example.prompt, None)
+
+
+def _marked_star(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    return RenderedPrompt(wrap_spans(example.prompt, example.emphasis, "*"), None)
+
+
+def _marked_quote(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    return RenderedPrompt(wrap_spans(example.prompt, example.emphasis, '"'), None)
+
+
+def _pasta(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    return RenderedPrompt(example.prompt, example.emphasis)
+
+
+def _few_shot(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    return RenderedPrompt(_with_demonstrations(example, demonstrations).text, None)
+
+
+def _with_demonstrations(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    """The demonstrations (prompt + answer each) before the prompt, the emphasis shifted along."""
+    prefix = "".join(demo.prompt + demo.answer + DEMO_SEPARATOR for demo in demonstrations)
+    shifted = tuple(CharSpan(span.start + len(prefix), span.end + len(prefix)) for span in example.emphasis)
+    return RenderedPrompt(prefix + example.prompt, shifted)
+
+
+register_method(EvalMethod("zero-shot", _zero_shot, steers=False))
+register_method(EvalMethod("marked-star", _marked_star, steers=False))
+register_method(EvalMethod("marked-quote", _marked_quote, steers=False))
+register_method(EvalMethod("few-shot", _few_shot, steers=False, demonstrations=True))
+register_method(EvalMethod("pasta", _pasta, steers=True))
+register_method(EvalMethod("few-shot+pasta", _with_demonstrations, steers=True, demonstrations=True))
+register_method(EvalMethod("autopasta", None, steers=True, reads_context=True))
+register_method(EvalMethod("llmsteer", None, steers=True, reads_context=True))
+
+PAPER_METHODS = tuple(name for name in method_names() if not get_method(name).reads_context)
+ALIASES: dict[str, tuple[str, ...]] = {"marked": ("marked-star", "marked-quote"), "all": PAPER_METHODS}

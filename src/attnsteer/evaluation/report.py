@@ -45,6 +45,7 @@ def results_json(results: Sequence[EvalResult], extra: dict[str, Any] | None = N
 
 
 def write_json(results: Sequence[EvalResult], path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write the runs (metrics, config and every prediction; see `results_json`) to `path` as JSON."""
     Path(path).write_text(json.dumps(results_json(results, extra), indent=1) + "\n")
 
 

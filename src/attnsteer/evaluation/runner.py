@@ -1,25 +1,29 @@
-"""`evaluate`: run one task under one method and compute the task's metrics."""
+"""`evaluate`: run one task under one method and compute the task's metrics.
+
+Light to import (no torch, no transformers at module level): the CLI calls `check_evaluation` before
+it loads a model, so bad input is reported at once.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from attnsteer.evaluation.methods import (
-    CONTEXT_METHODS,
-    RenderedPrompt,
-    expand_methods,
-    pick_demonstrations,
-    render,
-)
+from attnsteer.evaluation.methods import RenderedPrompt, expand_methods, get_method, pick_demonstrations, render
 from attnsteer.heads.head_config import HeadSpec
-from attnsteer.steerer import Steerer
 from attnsteer.tasks import Example, Task, get_task
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from attnsteer.steerer import Steerer
+
+# tqdm's own postfix comes with a leading ", ": it sits after the times, as in tqdm's default layout.
+BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
 
 
 @dataclass
@@ -58,32 +62,119 @@ def evaluate(
     progress: bool = True,
     steerer: Steerer | None = None,
 ) -> EvalResult:
-    """Evaluate `method` (see methods.METHODS) on `task` (a registered name or a Task).
+    """Evaluate `method` (see `method_names()`) on `task` (a registered name or a Task).
 
     Scoring examples share one prompt encoding across their candidates; generation examples run
     in left-padded batches of `batch_size`, greedy. Demonstrations for the few-shot methods come
     from the task's train split (k_shot of them, seeded).
     """
     (method,) = expand_methods([method])
+    spec = get_method(method)
     task_object = get_task(task)(data_file) if isinstance(task, str) else task
     examples = task_object.examples(split, limit)  # type: ignore[arg-type]
-    steerer = steerer or Steerer(model, tokenizer, heads=heads, alpha=alpha, markup=None)
-    pool = task_object.examples("train") if method.startswith("few-shot") else []
+    check_method_fits(task_object, method, examples)
+    if steerer is None:
+        from attnsteer.steerer import Steerer
+
+        steerer = Steerer(model, tokenizer, heads=heads, alpha=alpha, markup=None)
+    pool = task_object.examples("train") if spec.demonstrations else []
     demos = {kind: pick_demonstrations(pool, k_shot, seed, kind) for kind in ("score", "generate")}
     started = time.perf_counter()
-    bar = tqdm(total=len(examples), desc=f"{task_object.name} / {method}", disable=not progress, leave=False)
-    if method in CONTEXT_METHODS:
-        from attnsteer.context.evaluation import run_context_method
+    bar = EvalProgress(len(examples), f"{task_object.name} / {method}", enabled=progress)
+    try:
+        if spec.reads_context:
+            from attnsteer.context.evaluation import run_context_method
 
-        predictions = run_context_method(steerer, task_object, method, examples, bar)
-    else:
-        predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar)
-        predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size, bar)
-    bar.close()
+            predictions = run_context_method(steerer, task_object, method, examples, bar)
+        else:
+            predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar)
+            predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size,
+                                           bar)
+    finally:
+        bar.close()  # an error is then printed on a line of its own
     metrics = task_object.aggregate([prediction["metrics"] for prediction in predictions])
     config = {"split": split, "limit": limit, "k_shot": k_shot, "seed": seed, "alpha": steerer.config.alpha,
               "mode": steerer.config.mode, "heads": str(steerer.heads), "data_file": data_file}
     return EvalResult(task_object.name, method, metrics, predictions, config, time.perf_counter() - started)
+
+
+def check_evaluation(tasks: Sequence[str], methods: Sequence[str], *, split: str = "test", limit: int | None = None,
+                     data_file: str | None = None) -> None:
+    """Raise what `evaluate` would raise on this input, without a model: an unknown task or method, an
+    unreadable or malformed data file, a bad split or limit, a context method on a task that marks no context."""
+    methods = expand_methods(methods)
+    for name in tasks:
+        task = get_task(name)(data_file)
+        examples = task.examples(split, limit)  # type: ignore[arg-type]
+        for method in methods:
+            check_method_fits(task, method, examples)
+
+
+def check_method_fits(task: Task, method: str, examples: Sequence[Example]) -> None:
+    """A method that reads a context (autopasta, llmsteer) needs examples that mark their context
+    (`context.evaluation.split_context` says which and raises); the other methods fit every task."""
+    if get_method(method).reads_context:
+        from attnsteer.context.evaluation import split_context
+
+        for example in examples:
+            split_context(task, method, example)
+
+
+class EvalProgress:
+    """The progress bar of one evaluation run, counted in examples; generation moves it token by token.
+
+    A batch of n generation examples with a budget of T new tokens moves the bar n/T per decoding step
+    (the postfix says "generating n: token t/T") and to n in all when the batch ends, even when every
+    row stopped early: the bar follows the generation work instead of waiting for whole batches.
+    """
+
+    def __init__(self, total: int, desc: str, enabled: bool = True) -> None:
+        self.total, self.done = total, 0
+        self.bar = tqdm(total=total, desc=desc, disable=not enabled, leave=False, bar_format=BAR_FORMAT,
+                        postfix=f"0/{total} examples")
+
+    def finished(self, count: int = 1) -> None:
+        """`count` more examples are done."""
+        self.done += count
+        self._move(0.0)
+
+    def streamer(self, count: int, max_new_tokens: int) -> TokenProgress:
+        """A `streamer=` for `generate` on the next `count` examples, with this token budget."""
+        return TokenProgress(self, count, max_new_tokens)
+
+    def generating(self, count: int, step: int, max_new_tokens: int) -> None:
+        """Decoding step `step` (1-based) of `max_new_tokens` on the next `count` examples."""
+        step = min(step, max_new_tokens)
+        self._move(count * step / max_new_tokens, f"generating {count}: token {step}/{max_new_tokens}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def _move(self, partial: float, doing: str = "") -> None:
+        """Put the bar at `done + partial` examples, the postfix saying how many are done and what runs."""
+        self.bar.set_postfix_str(f"{self.done}/{self.total} examples" + (f", {doing}" if doing else ""),
+                                 refresh=False)
+        self.bar.update(self.done + partial - self.bar.n)
+
+
+class TokenProgress:
+    """A transformers streamer (`put`, `end`) that moves an `EvalProgress` at each decoding step.
+
+    generate's first `put` is the prompt ids ([batch, prompt tokens]); each later one is the step's new
+    tokens ([batch]), so the number of puts after the first is the number of tokens generated per row.
+    """
+
+    def __init__(self, progress: EvalProgress, count: int, max_new_tokens: int) -> None:
+        self.progress, self.count, self.max_new_tokens = progress, count, max_new_tokens
+        self.steps = -1
+
+    def put(self, value: Any) -> None:
+        self.steps += 1
+        if self.steps:
+            self.progress.generating(self.count, self.steps, self.max_new_tokens)
+
+    def end(self) -> None:
+        """Nothing to flush: the runner marks the batch's examples done when `generate` returns."""
 
 
 def _emphasis(rendered: RenderedPrompt) -> list[tuple[int, int]] | None:
@@ -91,7 +182,7 @@ def _emphasis(rendered: RenderedPrompt) -> list[tuple[int, int]] | None:
 
 
 def _run_scoring(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                 demos: Sequence[Example], bar: tqdm) -> list[dict[str, Any]]:
+                 demos: Sequence[Example], bar: EvalProgress) -> list[dict[str, Any]]:
     predictions = []
     for example in (e for e in examples if e.kind == "score"):
         rendered = render(method, example, demos)
@@ -100,12 +191,12 @@ def _run_scoring(steerer: Steerer, task: Task, method: str, examples: Sequence[E
                                           steer=emphasis is not None)
         predictions.append({"id": example.id, "prompt": rendered.text, "emphasis": emphasis,
                             "scores": scores, "metrics": task.score_metrics(example, scores)})
-        bar.update()
+        bar.finished()
     return predictions
 
 
 def _run_generation(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                    demos: Sequence[Example], batch_size: int, bar: tqdm) -> list[dict[str, Any]]:
+                    demos: Sequence[Example], batch_size: int, bar: EvalProgress) -> list[dict[str, Any]]:
     predictions = []
     generating = [e for e in examples if e.kind == "generate"]
     for start in range(0, len(generating), batch_size):
@@ -113,10 +204,11 @@ def _run_generation(steerer: Steerer, task: Task, method: str, examples: Sequenc
         rendered = [render(method, example, demos) for example in batch]
         emphasis = [_emphasis(r) for r in rendered]
         steer = emphasis[0] is not None
+        budget = max(e.max_new_tokens for e in batch)
         outputs = steerer.generate([r.text for r in rendered], emphasize=emphasis if steer else None,
-                                   max_new_tokens=max(e.max_new_tokens for e in batch), steer=steer)
+                                   max_new_tokens=budget, steer=steer, streamer=bar.streamer(len(batch), budget))
         for example, prompt, spans, output in zip(batch, rendered, emphasis, outputs, strict=True):
             predictions.append({"id": example.id, "prompt": prompt.text, "emphasis": spans, "output": output,
                                 "metrics": task.generation_metrics(example, output)})
-        bar.update(len(batch))
+        bar.finished(len(batch))
     return predictions

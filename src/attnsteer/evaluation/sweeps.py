@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,11 +9,12 @@ from typing import Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from attnsteer.errors import HeadConfigError
-from attnsteer.evaluation.methods import expand_methods, uses_steering
+from attnsteer.errors import HeadConfigError, SteeringConfigError
+from attnsteer.evaluation.methods import expand_methods, get_method
 from attnsteer.evaluation.runner import EvalResult, evaluate
-from attnsteer.heads.head_config import HeadConfig, HeadSpec
+from attnsteer.heads import HeadConfig, HeadSpec, read_head_file
 from attnsteer.steerer import Steerer
+from attnsteer.steering.config import SteeringConfig
 
 
 @dataclass
@@ -28,23 +28,29 @@ class EvaluationReport:
 
 def run_evaluation(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, tasks: Sequence[str], methods: Sequence[str],
-    heads: HeadSpec | None = None, alphas: Sequence[float] = (0.01,), num_heads: Sequence[int] = (),
-    **options: Any,
+    heads: HeadSpec | None = None, steering: Sequence[SteeringConfig] = (SteeringConfig(),),
+    num_heads: Sequence[int] = (), **options: Any,
 ) -> EvaluationReport:
-    """Every task under every method; with several alphas or head counts, the steered methods again
-    at each value (the non-steered ones do not depend on them)."""
+    """Every task under every method with `steering[0]`; with several steering configs (an alpha sweep)
+    or head counts, the steered methods again at each value (the non-steered ones do not depend on them).
+
+    options: passed on to `evaluate` (limit, split, k_shot, batch_size, data_file, ...).
+    """
+    if not steering:
+        raise SteeringConfigError("run_evaluation needs at least one SteeringConfig")
     methods = expand_methods(methods)
-    steerer = Steerer(model, tokenizer, heads=heads, alpha=alphas[0], markup=None)
+    steerer = Steerer(model, tokenizer, heads=heads, config=steering[0], markup=None)
     report = EvaluationReport([evaluate(model, tokenizer, task, method, steerer=steerer, **options)
                                for task in tasks for method in methods])
-    steered = [method for method in methods if uses_steering(method)] or ["pasta"]
-    if len(alphas) > 1:
-        # The table's runs already are the sweep's points at the first alpha.
+    steered = [method for method in methods if get_method(method).steers] or ["pasta"]
+    if len(steering) > 1:
+        # The table's runs already are the sweep's points at the first config.
         table_runs = {(result.task, result.method): result.metrics for result in report.results}
-        for alpha in alphas:
-            variant = steerer.with_options(alpha=alpha)
-            known = table_runs if alpha == alphas[0] else {}
-            report.alpha_sweep += _points(model, tokenizer, tasks, steered, variant, "alpha", alpha, options, known)
+        for config in steering:
+            variant = steerer.with_options(alpha=config.alpha, mode=config.mode)
+            known = table_runs if config == steering[0] else {}
+            report.alpha_sweep += _points(model, tokenizer, tasks, steered, variant, "alpha", config.alpha, options,
+                                          known)
     if num_heads:
         ranking = ranked_heads(heads if heads is not None else steerer.heads)
         for count in num_heads:
@@ -63,17 +69,12 @@ def _points(model, tokenizer, tasks, methods, steerer, key, value, options, know
 
 
 def ranked_heads(spec: HeadSpec) -> list[str]:
-    """Heads as "L.H" in ranked order: a comma list or JSON list keeps its order; a JSON file may hold
-    {"ranking": [...]} (a profile) or {layer: [heads]} (read in file order); a HeadConfig in layer order."""
+    """Heads as "L.H" in ranked order: a comma list keeps its order, a head file gives its ranking
+    (`heads.read_head_file`: a ranking list, or a mapping in file order), a HeadConfig its layer order."""
     if isinstance(spec, HeadConfig):
         return str(spec).split(",")
     if isinstance(spec, (str, Path)) and str(spec).endswith(".json"):
-        data = json.loads(Path(spec).read_text())
-        if isinstance(data, dict) and "ranking" in data:
-            data = data["ranking"]
-        if isinstance(data, dict):
-            data = [f"{layer}.{head}" for layer, heads in data.items() for head in heads]
-        return [str(item) for item in data]
+        return list(read_head_file(spec).ranking)
     if isinstance(spec, str):
         return [item.strip() for item in spec.split(",") if item.strip()]
     raise HeadConfigError(f"--num-heads needs a ranked head list ('L.H,...' or a JSON list), got {spec!r}")

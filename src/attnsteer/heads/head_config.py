@@ -38,6 +38,7 @@ class HeadConfig:
     # ----- construction -------------------------------------------------------------------------
     @classmethod
     def from_pairs(cls, pairs: Iterable[tuple[int, int]]) -> HeadConfig:
+        """From (layer, head) pairs, in any order, duplicates allowed."""
         grouped: dict[int, set[int]] = {}
         for layer, head in pairs:
             grouped.setdefault(int(layer), set()).add(int(head))
@@ -45,6 +46,7 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, mapping: Mapping[int | str, Sequence[int]]) -> HeadConfig:
+        """From the PASTA format `{layer: [heads]}` (layer keys may be strings, as in JSON)."""
         pairs = []
         for key, heads in mapping.items():
             layer = _parse_index(key, "layer")
@@ -57,6 +59,7 @@ class HeadConfig:
 
     @classmethod
     def all_heads(cls, num_layers: int, num_heads: int) -> HeadConfig:
+        """Every head of every layer of a model with this shape."""
         return cls.from_pairs((layer, head) for layer in range(num_layers) for head in range(num_heads))
 
     @classmethod
@@ -90,13 +93,16 @@ class HeadConfig:
 
     # ----- use -----------------------------------------------------------------------------------
     def as_dict(self) -> dict[int, list[int]]:
+        """`{layer: [heads]}` with int keys."""
         return {layer: list(heads) for layer, heads in self.layers}
 
     def heads_in(self, layer: int) -> tuple[int, ...]:
+        """The steered heads of `layer` (empty when it steers none)."""
         return dict(self.layers).get(layer, ())
 
     @property
     def num_heads_steered(self) -> int:
+        """How many (layer, head) pairs the set holds."""
         return sum(len(heads) for _, heads in self.layers)
 
     def validate(self, num_layers: int, num_heads: int) -> None:
@@ -111,9 +117,11 @@ class HeadConfig:
                 )
 
     def to_json(self) -> str:
+        """The PASTA JSON format `{"layer": [heads]}`."""
         return json.dumps({str(layer): list(heads) for layer, heads in self.layers})
 
     def save(self, path: str | Path) -> None:
+        """Write `to_json()` to `path` (a PASTA head file)."""
         Path(path).write_text(self.to_json() + "\n")
 
     @classmethod

@@ -9,9 +9,16 @@ Model arguments (`--model_args key=value,...` or a JSON object):
   emphasis    the rule choosing the emphasised text, see `emphasis_rules` (default `none`)
   steer       false: do not steer (with `mark`, the marked-prompt baseline); default true
   mark        none | star | quote: also wrap the emphasised text in `*...*` / `"..."` in the prompt
-  batch_size  rows per forward / generate call (lm-eval's --batch_size; `auto` means 8; max_batch_size is
-              not used); max_gen_toks: the generation length when a task sets none (256)
+  batch_size  rows per forward / generate call (lm-eval's --batch_size). `auto` (and `auto:N`) uses lm-eval's
+              --max_batch_size, the cap lm-eval's hf model puts on automatic batch sizes, as the batch size
+              (no out-of-memory probing); 8 when it is not given. With a number, max_batch_size is unused,
+              as in lm-eval's hf model.
+  device      where the model runs (lm-eval's --device, e.g. `cuda:0`), passed to `load_model`; unset: cpu. A
+              device torch cannot use here (lm-eval's CLI says `cuda:0` by default) falls back to cpu with a
+              warning, as lm-eval's hf model does
+  max_gen_toks  the generation length when a task sets none (256)
 Requests whose context has no emphasised text under the rule run unsteered; `emphasis_counts` counts them.
+Bad model arguments raise `LMEvalArgumentError` (or the config's own error) before the model loads.
 """
 
 from __future__ import annotations
@@ -27,13 +34,18 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from attnsteer.errors import SteeringConfigError
+from attnsteer.errors import AttnsteerError
 from attnsteer.evaluation.methods import wrap_spans
 from attnsteer.integrations.emphasis_rules import EmphasisRuleError, parse_emphasis_rule
 from attnsteer.spans import CharSpan
 
 log = logging.getLogger("lm_eval.attnsteer")  # follows lm-eval's log level and format
 MARKS = {"none": None, "star": "*", "quote": '"'}
+AUTO_BATCH_SIZE = 8  # `batch_size=auto` without max_batch_size
+
+
+class LMEvalArgumentError(AttnsteerError):
+    """A model argument (`--model_args`, --batch_size, --max_batch_size, --device) of the lm-eval adapter is bad."""
 
 
 @dataclass
@@ -60,17 +72,15 @@ class AttnsteerLM(LM):
         self.rule = parse_emphasis_rule(emphasis)
         self.mark = _parse_mark(mark)
         self.steer = _parse_bool(steer, "steer") and self.rule.steers
-        self.batch_size = _parse_batch_size(batch_size)
+        self.batch_size = _parse_batch_size(batch_size, max_batch_size)
         self.max_gen_toks = int(max_gen_toks)
-        SteeringConfig(alpha=float(alpha), mode=mode)  # type: ignore[arg-type]
+        config = SteeringConfig(alpha=_parse_float(alpha, "alpha"), mode=mode)  # type: ignore[arg-type]
         if unused:
             log.warning("attnsteer: ignoring model arguments %s", sorted(unused))
-        if device not in (None, "cpu"):
-            log.info("attnsteer: device=%s ignored; the model runs where load_model puts it (CPU)", device)
-        model, tokenizer = load_model(None if pretrained in (None, "default") else str(pretrained))
+        model, tokenizer = load_model(None if pretrained in (None, "default") else str(pretrained),
+                                      device=_resolve_device(device))
         head_spec = None if heads in (None, "default") else str(heads).replace("+", ",")
-        self.steerer = Steerer(model, tokenizer, heads=head_spec, alpha=float(alpha), mode=mode,  # type: ignore[arg-type]
-                               markup=None)
+        self.steerer = Steerer(model, tokenizer, heads=head_spec, config=config, markup=None)
         self.model, self.tokenizer = model, tokenizer
         self.emphasis_counts = {"steered": 0, "unsteered": 0, "no_span": 0}
 
@@ -106,7 +116,7 @@ class AttnsteerLM(LM):
         """Log-likelihood of whole texts (perplexity tasks), unsteered: there is no prompt to emphasise."""
         results = []
         for request in tqdm(requests, disable=disable_tqdm, desc="attnsteer loglikelihood_rolling"):
-            ids = self.tokenizer(request.args[0], return_tensors="pt")["input_ids"]
+            ids = self.tokenizer(request.args[0], return_tensors="pt")["input_ids"].to(self.model.device)
             if ids.shape[1] < 2:
                 raise EmphasisRuleError("loglikelihood_rolling needs a tokenizer that adds a BOS token")
             with torch.inference_mode():
@@ -141,20 +151,21 @@ class AttnsteerLM(LM):
         wholes = [context + continuation for context, continuation in pairs]
         context_lengths = [len(self.tokenizer(context)["input_ids"]) for context, _ in pairs]
         encoded = self.steerer.encode(wholes, emphasize=[[(s.start, s.end) for s in row] for row in spans])
-        attention = encoded.encodings["attention_mask"].bool()
+        encodings, emphasis = encoded.encodings.to(self.model.device), encoded.emphasis_mask.to(self.model.device)
+        attention = encodings["attention_mask"].bool()
         lengths = attention.sum(1).tolist()
         cont_lengths = [total - ctx for total, ctx in zip(lengths, context_lengths, strict=True)]
         if min(context_lengths) < 1 or min(cont_lengths) < 1:
             raise EmphasisRuleError("a log-likelihood request has an empty context or continuation after tokenising")
         width = attention.shape[1]
-        prompt_mask = attention & (torch.arange(width)[None, :] < (width - torch.tensor(cont_lengths))[:, None])
+        limits = width - torch.tensor(cont_lengths, device=attention.device)
+        prompt_mask = attention & (torch.arange(width, device=attention.device)[None, :] < limits[:, None])
         keep = max(cont_lengths) + 1
-        steering = self.steerer.steering(encoded.encodings, encoded.emphasis_mask, prompt_mask) if any(spans) \
-            else nullcontext()
+        steering = self.steerer.steered(encodings, emphasis, prompt_mask) if any(spans) else nullcontext()
         with torch.inference_mode(), steering:
-            logits = self.model(**encoded.encodings, logits_to_keep=keep).logits[:, :-1].float()
+            logits = self.model(**encodings, logits_to_keep=keep).logits[:, :-1].float()
         log_probs = torch.log_softmax(logits, -1)
-        ids = encoded.encodings["input_ids"]
+        ids = encodings["input_ids"]
         results = []
         for row, count in enumerate(cont_lengths):
             targets = ids[row, width - count :]
@@ -234,14 +245,43 @@ def _parse_bool(value: Any, name: str) -> bool:
         return True
     if str(value).lower() in ("false", "0", "no"):
         return False
-    raise SteeringConfigError(f"{name} must be true or false, got {value!r}")
+    raise LMEvalArgumentError(f"{name} must be true or false, got {value!r}")
 
 
-def _parse_batch_size(value: Any) -> int:
+def _resolve_device(device: Any) -> str:
+    """`device` when torch can use it on this machine, else "cpu" (unset: "cpu")."""
+    if device in (None, ""):
+        return "cpu"
+    try:
+        torch.device(str(device))
+    except RuntimeError:
+        raise LMEvalArgumentError(f"device must be a torch device such as cpu or cuda:0, got {device!r}") from None
+    try:
+        torch.empty(0, device=str(device))
+    except (RuntimeError, AssertionError):
+        log.warning("attnsteer: device %s is not available here; the model runs on cpu", device)
+        return "cpu"
+    return str(device)
+
+
+def _parse_float(value: Any, name: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise LMEvalArgumentError(f"{name} must be a number, got {value!r}") from None
+
+
+def _parse_batch_size(value: Any, max_batch_size: Any = None) -> int:
+    """lm-eval's batch_size: a positive integer, or `auto` / `auto:N` (max_batch_size, else 8)."""
     text = str(value).split(":")[0]
     if text == "auto":
-        return 8
-    if not text.isdigit() or int(text) < 1:
-        raise SteeringConfigError(f"batch_size must be a positive integer or 'auto', got {value!r}")
-    return int(text)
+        return AUTO_BATCH_SIZE if max_batch_size is None else _positive(max_batch_size, "max_batch_size")
+    return _positive(value, "batch_size", "or 'auto'")
 
+
+def _positive(value: Any, name: str, alternative: str = "") -> int:
+    text = str(value)
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        also = f" {alternative}" if alternative else ""
+        raise LMEvalArgumentError(f"{name} must be a positive integer{also}, got {value!r}")
+    return int(text)

@@ -1,7 +1,16 @@
-"""`load_model`: the embedded default, a local directory, or a hub id, with steering installed."""
+"""`load_model`: the embedded default, a local directory, or a hub id, with steering installed.
+
+What the user named is checked before transformers sees it (`model_source`), so a typo in a path says
+"no such directory" rather than a hub-id or tokenizer-conversion error; whatever transformers still
+raises comes back as one line. Its own "Loading weights" bar is hidden (`quiet_loading`).
+"""
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -10,6 +19,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from attnsteer.errors import AttnsteerError
 from attnsteer.models.embedded import EMBEDDED_MODEL_ID, load_embedded_tokenizer, prepare_embedded_model
 from attnsteer.steering.install import install
+
+# "name" or "org/name", as the hub spells repository ids; anything else that does not exist is a missing path.
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
 
 
 class ModelLoadError(AttnsteerError):
@@ -21,17 +34,66 @@ def load_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer, in eval mode, with the steered attention installed.
 
-    name_or_path: None or "embedded" for the embedded Gemma 3 270M; else a directory or hub id
-    loaded the usual transformers way (nothing is downloaded on machines without network).
+    name_or_path: None or "embedded" for the embedded Gemma 3 270M; else a directory (see
+    `model_source`) or a hub id loaded the usual transformers way (nothing is downloaded on
+    machines without network). Every failure is a one-line ModelLoadError.
     """
     embedded = name_or_path in (None, "embedded", EMBEDDED_MODEL_ID)
-    if embedded:
-        name_or_path = prepare_embedded_model()
+    source = prepare_embedded_model() if embedded else model_source(name_or_path)  # type: ignore[arg-type]
     try:
-        tokenizer = load_embedded_tokenizer(name_or_path) if embedded else AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+        with quiet_loading():
+            tokenizer = load_embedded_tokenizer(source) if embedded else AutoTokenizer.from_pretrained(source)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except (OSError, ValueError) as error:
-        raise ModelLoadError(f"cannot load a causal LM from {str(name_or_path)!r}: {error}") from None
+        where = "" if isinstance(source, Path) else " (no such directory here, so it was read as a hub id)"
+        raise ModelLoadError(f"cannot load a causal LM from {str(source)!r}{where}: {one_line(error)}") from None
     model.to(device).eval()
     install(model)
     return model, tokenizer
+
+
+def model_source(name_or_path: str | Path) -> Path | str:
+    """The directory to load, checked to hold a model, or a hub id passed on unchanged.
+
+    An existing path must be a directory with config.json and tokenizer files. A string that names no
+    existing path is a hub id when it looks like one ("name" or "org/name"); anything else (a Path, or a
+    string like "/x/y" or "./x") is a missing directory.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"not a directory: {text!r} (give a model directory or a hub id)")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"no model files (config.json and the weights) in {text!r}")
+        if not any((path / name).is_file() for name in TOKENIZER_FILES):
+            raise ModelLoadError(f"no tokenizer files ({', '.join(TOKENIZER_FILES)}) in {text!r}")
+        return path
+    if isinstance(name_or_path, str) and HUB_ID.fullmatch(text):
+        return text
+    raise ModelLoadError(f"no such directory: {text!r} (give a model directory or a hub id like 'org/name')")
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' progress bars ("Loading weights") and the hub's retry warnings inside the block.
+
+    Errors still raise; the previous tqdm hook and hub log level come back afterwards.
+    """
+    from transformers.utils import logging as transformers_logging
+
+    previous = transformers_logging.set_tqdm_hook(
+        lambda factory, args, kwargs: factory(*args, **{**kwargs, "disable": True}))
+    hub_logger = logging.getLogger("huggingface_hub")
+    level = hub_logger.level
+    hub_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        transformers_logging.set_tqdm_hook(previous)
+        hub_logger.setLevel(level)
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message with its lines joined by spaces (transformers' messages span several)."""
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())

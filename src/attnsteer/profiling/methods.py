@@ -4,6 +4,7 @@
 - coarse_to_fine: every whole layer first; then the single heads of the best layers only.
 - gradient: d(score)/d(beta_h) at beta = 0 for all heads from one forward + backward per item.
 A head's score is its mean gain over the items: steered score - unsteered score (see `items.py`).
+Each is a `ProfileMethod`, registered once at the bottom of this module.
 """
 
 from __future__ import annotations
@@ -18,13 +19,47 @@ from attnsteer.errors import AttnsteerError
 from attnsteer.profiling.batching import ItemBatch, group_items, make_batch
 from attnsteer.profiling.items import ProfileItem
 from attnsteer.profiling.scorer import HeadScorer
+from attnsteer.registry import Registry
 
-METHODS = ("exhaustive", "coarse-to-fine", "gradient")
 Progress = Callable[[int], None]
+# (head_scores [layers, heads], layer_scores [layers] or None, mean unsteered score)
+Scores = tuple[torch.Tensor, torch.Tensor | None, float]
 
 
 class UnknownProfileMethodError(AttnsteerError):
-    """A profiling method name that is not one of METHODS."""
+    """A profiling method name that is not registered (see `profile_method_names`)."""
+
+
+@dataclass(frozen=True)
+class ProfileMethod:
+    """One way to rank the heads.
+
+    name: its name (`ProfileConfig.method`, `attnsteer profile --method`).
+    run: (scorer, items, progress, top_layers) -> `Scores`; calls progress(n) as n items are done.
+    steps_per_item: (num_layers, top_layers) -> progress steps `run` reports per item (the bar's total).
+    """
+
+    name: str
+    run: Callable[[HeadScorer, Sequence[ProfileItem], Progress, int], Scores]
+    steps_per_item: Callable[[int, int], int]
+
+
+_PROFILING_METHODS: Registry[ProfileMethod] = Registry("profiling method", UnknownProfileMethodError)
+
+
+def register_profile_method(method: ProfileMethod) -> ProfileMethod:
+    """Make `method` available by its name (a name taken by another method is a ValueError)."""
+    return _PROFILING_METHODS.register(method.name, method)
+
+
+def get_profile_method(name: str) -> ProfileMethod:
+    """The method registered as `name`; an unknown name raises UnknownProfileMethodError with the allowed."""
+    return _PROFILING_METHODS.get(name)
+
+
+def profile_method_names() -> list[str]:
+    """The registered profiling methods, in registration order."""
+    return _PROFILING_METHODS.names()
 
 
 @dataclass
@@ -52,36 +87,25 @@ class TaskProfile:
         return rank_heads(self.head_scores, self.layer_scores)
 
 
-def check_method(method: str) -> str:
-    if method not in METHODS:
-        raise UnknownProfileMethodError(f"unknown profiling method {method!r}; choose one of {', '.join(METHODS)}")
-    return method
-
-
 def work_units(method: str, num_items: int, num_layers: int, top_layers: int) -> int:
     """How many progress steps `profile_task` reports (for the progress bar's total)."""
-    if method == "gradient":
-        return num_items
-    if method == "exhaustive":
-        return num_items * num_layers
-    return num_items * (num_layers + min(top_layers, num_layers))
+    return num_items * get_profile_method(method).steps_per_item(num_layers, top_layers)
 
 
 def profile_task(scorer: HeadScorer, task: str, items: Sequence[ProfileItem], method: str,
                  top_layers: int = 3, progress: Progress | None = None) -> TaskProfile:
     """Rank the heads of `scorer.model` for one task's items with `method`."""
-    check_method(method)
+    spec = get_profile_method(method)
     if not items:
         raise AttnsteerError(f"task {task!r} has no usable items to profile")
     step = progress or (lambda n: None)
     started = time.perf_counter()
-    runner = {"exhaustive": _exhaustive, "coarse-to-fine": _coarse_to_fine, "gradient": _gradient}[method]
-    head_scores, layer_scores, baseline = runner(scorer, items, step, top_layers)
+    head_scores, layer_scores, baseline = spec.run(scorer, items, step, top_layers)
     return TaskProfile(task, method, head_scores, layer_scores, len(items), baseline=baseline,
                        seconds=time.perf_counter() - started)
 
 
-def _exhaustive(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int):
+def _exhaustive(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int) -> Scores:
     layers, heads = scorer.num_layers, scorer.num_heads
     rows = torch.cat([torch.eye(heads), torch.ones(1, heads)])  # each head alone, then the whole layer
     gains = torch.zeros(layers, heads + 1)
@@ -96,7 +120,7 @@ def _exhaustive(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress
     return gains[:, :heads], gains[:, heads], _mean(unsteered)
 
 
-def _coarse_to_fine(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int):
+def _coarse_to_fine(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int) -> Scores:
     layers, heads = scorer.num_layers, scorer.num_heads
     layer_gains = torch.zeros(layers)
     batches = _batches(scorer, items, variants=heads)
@@ -118,7 +142,7 @@ def _coarse_to_fine(scorer: HeadScorer, items: Sequence[ProfileItem], step: Prog
     return head_scores, layer_gains, _mean([score for b in baselines for score in b.scores.tolist()])
 
 
-def _gradient(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int):
+def _gradient(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int) -> Scores:
     total = torch.zeros(scorer.num_layers, scorer.num_heads)
     unsteered = []
     for batch in _batches(scorer, items, variants=1):
@@ -135,3 +159,9 @@ def _batches(scorer: HeadScorer, items: Sequence[ProfileItem], variants: int) ->
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else float("nan")
+
+
+register_profile_method(ProfileMethod("exhaustive", _exhaustive, lambda layers, top_layers: layers))
+register_profile_method(ProfileMethod("coarse-to-fine", _coarse_to_fine,
+                                      lambda layers, top_layers: layers + min(top_layers, layers)))
+register_profile_method(ProfileMethod("gradient", _gradient, lambda layers, top_layers: 1))

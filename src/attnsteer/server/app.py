@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from attnsteer.models.identity import model_identity
+from attnsteer.model_info import model_identity
 from attnsteer.server.attention_view import attention_view
 from attnsteer.server.batching import BatchQueue
 from attnsteer.server.engine import BatchGenerator, GenerationJob
 from attnsteer.server.errors import install_error_handlers
+from attnsteer.server.limits import BodySizeLimit, ClientGone, collect_unless_disconnected
 from attnsteer.server.prompts import PreparedPrompt, RequestError, prepare_attention, prepare_chat, prepare_completion
 from attnsteer.server.schemas import AttentionRequest, ChatCompletionRequest, CompletionRequest, SamplingFields
 from attnsteer.server.settings import ServerSettings
@@ -30,18 +33,33 @@ from attnsteer.server.streams import (
 from attnsteer.steerer import Steerer
 
 STATIC = Path(__file__).parent / "static"
+T = TypeVar("T")
 
 
 class ServerCore:
-    """The steerer, the limits, the model lock and the batch queue of one app."""
+    """The steerer, the limits, the model and tokenizer locks, the decoder and the batch queue of one app."""
 
     def __init__(self, steerer: Steerer, settings: ServerSettings) -> None:
         self.steerer, self.settings = steerer, settings
         self.model_name = settings.model_name or model_identity(steerer.model)
         self.model_lock = threading.Lock()
-        generator = BatchGenerator(steerer.model, steerer.tokenizer)
-        self.queue = BatchQueue(generator.run, settings.max_batch, settings.max_waiting, settings.batch_wait_s,
+        self.tokenizer_lock = threading.Lock()  # a fast tokenizer's settings change per call: one call at a time
+        self.generator = BatchGenerator(steerer.model, steerer.tokenizer)
+        self.queue = BatchQueue(self.generator.run, settings.max_batch, settings.max_waiting, settings.batch_wait_s,
                                 self.model_lock)
+
+    async def prepare(self, prepare_rows: Callable[[Any, Steerer, ServerSettings], T], body: Any) -> T:
+        """Run span search and tokenisation off the event loop (they can take a while on a long prompt)."""
+        def run() -> T:
+            with self.tokenizer_lock:
+                return prepare_rows(body, self.steerer, self.settings)
+
+        return await run_in_threadpool(run)
+
+    def shut_down(self) -> None:
+        """Stop promptly: running rows fail with 503 at their next step, waiting rows at once."""
+        self.generator.stop()
+        self.queue.close()
 
     def check_model(self, name: str) -> None:
         if name != self.model_name:
@@ -71,10 +89,11 @@ def create_app(steerer: Steerer, settings: ServerSettings | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        await run_in_threadpool(core.queue.close)
+        await run_in_threadpool(core.shut_down)
 
     app = FastAPI(title="attnsteer", description="PASTA attention steering behind the OpenAI API", lifespan=lifespan)
     app.state.core = core
+    app.add_middleware(BodySizeLimit, max_bytes=core.settings.max_body_bytes)
     install_error_handlers(app)
     add_routes(app, core)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -85,7 +104,7 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "model": core.model_name, "waiting_rows": core.queue.waiting,
-                "max_batch": core.settings.max_batch, "batches_run": len(core.queue.batch_sizes)}
+                "max_batch": core.settings.max_batch, "batches_run": core.queue.batches_run}
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -93,37 +112,43 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
         return {"object": "list", "data": [entry]}
 
     @app.post("/v1/completions")
-    async def completions(body: CompletionRequest):
+    async def completions(body: CompletionRequest, request: Request):
         core.check_model(body.model)
         max_tokens = core.max_tokens(body.max_tokens)
-        rows = prepare_completion(body, core.steerer, core.settings.max_prompt_tokens)
+        rows = await core.prepare(prepare_completion, body)
         stream = core.submit(rows, body, max_tokens)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(stream_completion(stream, core.model_name, include_usage),
                                      media_type="text/event-stream")
-        texts, ends = await stream.collect()
+        try:
+            texts, ends = await collect_unless_disconnected(stream, request)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the rows were dropped
         return completion_body(core.model_name, texts, ends)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(body: ChatCompletionRequest):
+    async def chat_completions(body: ChatCompletionRequest, request: Request):
         core.check_model(body.model)
         if body.max_tokens is not None and body.max_completion_tokens is not None:
             raise RequestError("max_completion_tokens", "give max_tokens or max_completion_tokens, not both")
         max_tokens = core.max_tokens(body.max_completion_tokens or body.max_tokens)
-        row = prepare_chat(body, core.steerer, core.settings.max_prompt_tokens)
+        row = await core.prepare(prepare_chat, body)
         stream = core.submit([row], body, max_tokens)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(stream_chat(stream, core.model_name, include_usage),
                                      media_type="text/event-stream")
-        texts, ends = await stream.collect()
+        try:
+            texts, ends = await collect_unless_disconnected(stream, request)
+        except ClientGone:
+            return Response(status_code=499)
         return chat_body(core.model_name, texts[0], ends[0])
 
     @app.post("/v1/attention")
     async def attention(body: AttentionRequest) -> dict:
         """Not in OpenAI's API: the steered heads' attention share on the emphasis, plain vs steered."""
-        prompt = prepare_attention(body, core.steerer, core.settings.max_prompt_tokens)
+        prompt = await core.prepare(prepare_attention, body)
 
         def run() -> dict:
             with core.model_lock:

@@ -3,6 +3,8 @@
 Rows that arrive while a batch runs (or within `batch_wait_s` of the first) are decoded together,
 at most `max_batch` at a time. When `max_waiting` rows already wait, `submit` raises `QueueFullError`
 (the app answers 429 with Retry-After). Every model call of the server holds `model_lock`.
+`batches_run` counts the batches decoded; `recent_batch_sizes` keeps the last RECENT_BATCHES row counts
+(bounded, so a long-running server does not grow), for /health and tests.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from attnsteer.server.engine import Failed, GenerationJob
 
 log = logging.getLogger(__name__)
+RECENT_BATCHES = 256
 
 
 class QueueFullError(RuntimeError):
@@ -31,7 +34,8 @@ class BatchQueue:
         self._waiting: collections.deque[GenerationJob] = collections.deque()
         self._condition = threading.Condition()
         self._closed = False
-        self.batch_sizes: list[int] = []  # every batch's row count, for tests and /health
+        self.batches_run = 0
+        self.recent_batch_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_BATCHES)
         self._thread = threading.Thread(target=self._loop, name="attnsteer-batcher", daemon=True)
         self._thread.start()
 
@@ -76,7 +80,8 @@ class BatchQueue:
             live = [job for job in batch if not job.cancelled.is_set()]
             if not live:
                 continue
-            self.batch_sizes.append(len(live))
+            self.recent_batch_sizes.append(len(live))
+            self.batches_run += 1
             try:
                 with self.model_lock:
                     self.run_batch(live)
@@ -85,4 +90,4 @@ class BatchQueue:
                 for job in live:
                     job.emit(Failed(f"{type(error).__name__}: {error}"))
         for job in self._waiting:
-            job.emit(Failed("the server is shutting down"))
+            job.emit(Failed("the server is shutting down", 503))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from transformers import PreTrainedTokenizerBase
 
 from attnsteer.errors import AttnsteerError
+from attnsteer.spans import CharSpan
 
 PLAIN_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 PLAIN_STOPS = ("\nUser:", "\nSystem:", "\nAssistant:")
@@ -23,12 +24,28 @@ PLAIN_STOPS = ("\nUser:", "\nSystem:", "\nAssistant:")
 
 @dataclass(frozen=True)
 class RenderedChat:
-    """text: the prompt; offsets[i]: where message i's content starts in it; stop: strings ending the reply."""
+    """text: the prompt; offsets[i] / lengths[i]: where message i's content starts in it and how long it is;
+    stop: strings ending the reply; has_special_tokens: the template writes its own control tokens."""
 
     text: str
     offsets: tuple[int, ...]
+    lengths: tuple[int, ...]
     stop: tuple[str, ...]
     has_special_tokens: bool
+
+    def control_spans(self) -> tuple[CharSpan, ...]:
+        """The template's own text (everything but the message contents), where control tokens count as such;
+        empty for a template that writes none (then the whole prompt is tokenised as text)."""
+        if not self.has_special_tokens:
+            return ()
+        spans, cursor = [], 0
+        for start, length in zip(self.offsets, self.lengths, strict=True):
+            if start > cursor:
+                spans.append(CharSpan(cursor, start))
+            cursor = start + length
+        if cursor < len(self.text):
+            spans.append(CharSpan(cursor, len(self.text)))
+        return tuple(spans)
 
 
 def render_plain(roles: list[str], contents: list[str]) -> RenderedChat:
@@ -39,7 +56,8 @@ def render_plain(roles: list[str], contents: list[str]) -> RenderedChat:
         part = f"{head}{content}\n\n"
         parts.append(part)
         length += len(part)
-    return RenderedChat("".join(parts) + "Assistant:", tuple(offsets), PLAIN_STOPS, False)
+    lengths = tuple(len(content) for content in contents)
+    return RenderedChat("".join(parts) + "Assistant:", tuple(offsets), lengths, PLAIN_STOPS, False)
 
 
 def render_chat(tokenizer: PreTrainedTokenizerBase, roles: list[str], contents: list[str]) -> RenderedChat:
@@ -55,4 +73,4 @@ def render_chat(tokenizer: PreTrainedTokenizerBase, roles: list[str], contents: 
             raise AttnsteerError(f"the chat template changed the content of message {index}; cannot place its spans")
         offsets.append(start)
         cursor = start + len(content)
-    return RenderedChat(text, tuple(offsets), (), True)
+    return RenderedChat(text, tuple(offsets), tuple(len(content) for content in contents), (), True)

@@ -35,7 +35,10 @@ class Finished:
 
 @dataclass(frozen=True)
 class Failed:
+    """The row ended without a reply: `status` 500 (a fault) or 503 (the server is shutting down)."""
+
     message: str
+    status: int = 500
 
 
 Event = TextDelta | Finished | Failed
@@ -78,7 +81,11 @@ def batch_state(model: PreTrainedModel, jobs: list[GenerationJob], batch: Batch)
 
 
 class BatchGenerator:
-    """Decodes a list of jobs together on one model (call from one thread at a time)."""
+    """Decodes a list of jobs together on one model (call from one thread at a time).
+
+    A row that fails on its own (its seed, its sampling) ends with its own `Failed` event; the other
+    rows go on. `stop()` (server shutdown) ends every running row with `Failed` at the next step.
+    """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
         self.model, self.tokenizer = model, tokenizer
@@ -86,6 +93,11 @@ class BatchGenerator:
         eos = [eos] if isinstance(eos, int) else list(eos or [])
         self.eos_ids = set(eos) | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """End the running batch at its next step (each live row gets Failed); later batches too."""
+        self.stopping.set()
 
     def run(self, jobs: list[GenerationJob]) -> None:
         """Decode every job until EOS, a stop string, its max_tokens or cancellation; emit as it goes."""
@@ -95,21 +107,31 @@ class BatchGenerator:
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         replies = [ReplyText(self.tokenizer, job.prompt.stop) for job in jobs]
         done = [job.cancelled.is_set() for job in jobs]
-        generators = [_generator(job) for job in jobs]
+        generators = [_generator(job, row, done) for row, job in enumerate(jobs)]
         with torch.inference_mode(), steered(self.model, batch_state(self.model, jobs, batch)):
             output = self.model(input_ids=batch.input_ids.to(device), attention_mask=attention,
                                 position_ids=positions, use_cache=True, logits_to_keep=1)
             for _ in range(max(job.max_tokens for job in jobs)):
-                next_ids = pick_tokens(output.logits[:, -1].float(), jobs, generators)
+                next_ids = pick_tokens(output.logits[:, -1].float(), jobs, generators, done)
                 for row, job in enumerate(jobs):
                     if not done[row]:
                         done[row] = self._advance(job, replies[row], int(next_ids[row]))
-                if all(done):
+                if all(done) or self._stopped(jobs, done):
                     break
                 attention = torch.cat([attention, attention.new_ones(len(jobs), 1)], dim=1)
                 positions = positions[:, -1:] + 1
                 output = self.model(input_ids=next_ids[:, None], attention_mask=attention, position_ids=positions,
                                     cache=output.cache, use_cache=True, logits_to_keep=1)
+
+    def _stopped(self, jobs: list[GenerationJob], done: list[bool]) -> bool:
+        """On shutdown, fail every live row; True when the batch must end."""
+        if not self.stopping.is_set():
+            return False
+        for row, job in enumerate(jobs):
+            if not done[row]:
+                done[row] = True
+                job.emit(Failed("the server is shutting down", 503))
+        return True
 
     def _advance(self, job: GenerationJob, reply: ReplyText, token: int) -> bool:
         """Feed one token to a row; True when the row is finished."""
@@ -134,28 +156,51 @@ class BatchGenerator:
         return True
 
 
-def _generator(job: GenerationJob) -> torch.Generator | None:
-    if job.temperature == 0:
+def _generator(job: GenerationJob, row: int, done: list[bool]) -> torch.Generator | None:
+    """The row's sampling generator (None: greedy). A seed that cannot seed one fails this row only."""
+    if job.temperature == 0 or done[row]:
         return None
     generator = torch.Generator()
-    if job.seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(job.seed)
+    try:
+        if job.seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(job.seed)
+    except (RuntimeError, ValueError, OverflowError, TypeError) as error:
+        done[row] = True
+        job.emit(Failed(f"seed {job.seed!r} cannot seed a generator ({error}); give an integer in 0..2**63-1"))
+        return None
     return generator
 
 
 def pick_tokens(
-    logits: torch.Tensor, jobs: list[GenerationJob], generators: list[torch.Generator | None],
+    logits: torch.Tensor, jobs: list[GenerationJob], generators: list[torch.Generator | None], done: list[bool],
 ) -> torch.Tensor:
-    """logits: [batch, vocab] float -> [batch] long; greedy for temperature 0, else top-p sampling."""
+    """logits: [batch, vocab] float -> [batch] long; greedy for temperature 0, else top-p sampling.
+
+    A live row whose sampling fails is marked done with its own `Failed` event (it gets the greedy token).
+    """
     chosen = logits.argmax(dim=-1)
     for row, job in enumerate(jobs):
-        if job.temperature > 0:
-            probs = torch.softmax(logits[row].cpu() / job.temperature, dim=-1)
-            sorted_probs, order = probs.sort(descending=True)
-            keep = sorted_probs.cumsum(-1) - sorted_probs < job.top_p
-            sorted_probs = sorted_probs * keep
-            choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generators[row])
-            chosen[row] = order[choice[0]].to(chosen.device)
+        if job.temperature > 0 and not done[row]:
+            try:
+                chosen[row] = sample_top_p(logits[row], job.temperature, job.top_p, generators[row])
+            except (RuntimeError, ValueError) as error:
+                done[row] = True
+                job.emit(Failed(f"sampling failed for this request: {error}"))
     return chosen
+
+
+def sample_top_p(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:
+    """One token id from softmax(logits / temperature), restricted to the top-p nucleus.
+
+    logits: [vocab]. Computed in float64 after subtracting the maximum, so any temperature > 0 gives
+    finite probabilities (a vanishing temperature becomes greedy instead of inf / nan).
+    """
+    scaled = logits.detach().cpu().double()
+    probs = torch.softmax((scaled - scaled.max()) / temperature, dim=-1)
+    sorted_probs, order = probs.sort(descending=True)
+    keep = sorted_probs.cumsum(-1) - sorted_probs < top_p
+    sorted_probs = sorted_probs * keep
+    choice = torch.multinomial(sorted_probs / sorted_probs.sum(), 1, generator=generator)
+    return int(order[choice[0]])

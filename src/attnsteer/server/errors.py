@@ -29,7 +29,7 @@ TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "none"}
 def validation_param(error: dict) -> str | None:
     """'messages[0].role' from pydantic's loc ('body', 'messages', 0, 'role'); None for the body itself.
 
-    A union adds the member it tried to the loc ('str', 'list[...]', 'CharOffsets'): those are dropped.
+    A union adds the member it tried to the loc ('str', 'list[...]', 'CharSpanField'): those are dropped.
     """
     text = ""
     for part in error.get("loc", ()):
@@ -80,4 +80,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(GenerationFailed)
     async def generation_failed(request: Request, error: GenerationFailed) -> JSONResponse:
+        if error.status == 503:
+            return error_response(503, str(error), "server_error", headers={"Retry-After": str(RETRY_AFTER_S)})
         return error_response(500, f"generation failed: {error}", "server_error")

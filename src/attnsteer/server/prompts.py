@@ -17,12 +17,13 @@ from attnsteer.model_info import model_shape
 from attnsteer.server.chat_template import render_chat
 from attnsteer.server.schemas import (
     AttentionRequest,
-    CharOffsets,
+    CharSpanField,
     ChatCompletionRequest,
     CompletionRequest,
-    EmphasisItem,
+    EmphasisField,
     SteeringFields,
 )
+from attnsteer.server.settings import ServerSettings
 from attnsteer.spans import (
     DEFAULT_MARKUP,
     CharSpan,
@@ -66,13 +67,13 @@ class PreparedPrompt:
     stop: tuple[str, ...] = ()
 
 
-def _items(emphasis: Sequence[EmphasisItem] | None) -> list[str | tuple[int, int]] | None:
+def _items(emphasis: Sequence[EmphasisField] | None) -> list[str | tuple[int, int]] | None:
     if emphasis is None:
         return None
-    return [(item.start, item.end) if isinstance(item, CharOffsets) else item for item in emphasis]
+    return [(item.start, item.end) if isinstance(item, CharSpanField) else item for item in emphasis]
 
 
-def resolve_text(text: str, emphasis: Sequence[EmphasisItem] | None, markup: bool, param: str) -> MarkedText:
+def resolve_text(text: str, emphasis: Sequence[EmphasisField] | None, markup: bool, param: str) -> MarkedText:
     """Markup (if asked) and substrings/spans -> clean text with char spans; errors name `param` or emphasis."""
     try:
         return resolve_emphasis(text, _items(emphasis), markup=DEFAULT_MARKUP if markup else None)
@@ -83,10 +84,11 @@ def resolve_text(text: str, emphasis: Sequence[EmphasisItem] | None, markup: boo
 
 
 def tokenize(tokenizer: PreTrainedTokenizerBase, marked: MarkedText, max_tokens: int, param: str,
-             add_special_tokens: bool = True) -> tuple[list[int], list[bool]]:
-    """Token ids and per-token emphasis of the clean text; too long a prompt -> RequestError."""
+             control_spans: Sequence[CharSpan] = ()) -> tuple[list[int], list[bool]]:
+    """Token ids and per-token emphasis of the clean text, user text tokenised as text (see
+    `spans.encode_marked`); too long a prompt -> RequestError."""
     with blame("emphasis"):
-        ids, mask = encode_marked(tokenizer, marked, add_special_tokens)
+        ids, mask = encode_marked(tokenizer, marked, not control_spans, control_spans)
     if len(ids) > max_tokens:
         raise RequestError(param, f"{param} has {len(ids)} tokens; this server accepts at most {max_tokens}")
     return ids, mask
@@ -120,11 +122,24 @@ def steering_for(fields: SteeringFields, steerer: Steerer, emphasised: bool) -> 
     return None
 
 
-def prepare_completion(request: CompletionRequest, steerer: Steerer, max_prompt_tokens: int) -> list[PreparedPrompt]:
+def check_sizes(texts: Sequence[str], param: str, settings: ServerSettings, rows: int = 1) -> None:
+    """Cheap limits first, before any span search or tokenisation: rows per request and characters."""
+    if rows > settings.max_waiting:
+        raise RequestError(param, f"{param}: {rows} prompts in one request; this server takes at most "
+                                  f"{settings.max_waiting} (its queue's size), so this request can never fit")
+    length = sum(len(text) for text in texts) if rows == 1 else max((len(text) for text in texts), default=0)
+    if length > settings.max_prompt_chars:
+        raise RequestError(param, f"{param} has {length} characters; this server accepts prompts of at most "
+                                  f"{settings.max_prompt_tokens} tokens ({settings.max_prompt_chars} characters)")
+
+
+def prepare_completion(request: CompletionRequest, steerer: Steerer, settings: ServerSettings) -> list[PreparedPrompt]:
     """One row per prompt; with a list of prompts, `emphasis` is one list per prompt."""
     prompts = [request.prompt] if isinstance(request.prompt, str) else list(request.prompt)
     if not prompts:
         raise RequestError("prompt", "prompt: give a string or a non-empty list of strings")
+    check_sizes(prompts, "prompt", settings, len(prompts))
+    max_prompt_tokens = settings.max_prompt_tokens
     emphasis = _per_prompt_emphasis(request, len(prompts))
     marked = [resolve_text(text, items, request.emphasis_markup, "prompt")
               for text, items in zip(prompts, emphasis, strict=True)]
@@ -136,7 +151,7 @@ def prepare_completion(request: CompletionRequest, steerer: Steerer, max_prompt_
     return rows
 
 
-def _per_prompt_emphasis(request: CompletionRequest, count: int) -> list[list[EmphasisItem] | None]:
+def _per_prompt_emphasis(request: CompletionRequest, count: int) -> list[list[EmphasisField] | None]:
     emphasis = request.emphasis
     if emphasis is None:
         return [None] * count
@@ -150,8 +165,10 @@ def _per_prompt_emphasis(request: CompletionRequest, count: int) -> list[list[Em
     return list(emphasis)  # type: ignore[arg-type]
 
 
-def prepare_chat(request: ChatCompletionRequest, steerer: Steerer, max_prompt_tokens: int) -> PreparedPrompt:
+def prepare_chat(request: ChatCompletionRequest, steerer: Steerer, settings: ServerSettings) -> PreparedPrompt:
     """Resolve emphasis in each message, apply the chat template, shift the spans into the rendered prompt."""
+    check_sizes([message.text() for message in request.messages], "messages", settings)
+    max_prompt_tokens = settings.max_prompt_tokens
     contents = []
     for index, message in enumerate(request.messages):
         param = f"messages[{index}].content"
@@ -166,7 +183,7 @@ def prepare_chat(request: ChatCompletionRequest, steerer: Steerer, max_prompt_to
              for span in item.spans]
     marked = MarkedText(chat.text, tuple(merge_spans(spans)))
     steering = steering_for(request, steerer, bool(spans))
-    ids, mask = tokenize(steerer.tokenizer, marked, max_prompt_tokens, "messages", not chat.has_special_tokens)
+    ids, mask = tokenize(steerer.tokenizer, marked, max_prompt_tokens, "messages", chat.control_spans())
     return PreparedPrompt(chat.text, ids, mask, steering, stop_list(request.stop) + chat.stop)
 
 
@@ -184,7 +201,10 @@ def _add_substrings(contents: list[MarkedText], substrings: list[str]) -> list[M
     return contents
 
 
-def prepare_attention(request: AttentionRequest, steerer: Steerer, max_prompt_tokens: int) -> PreparedPrompt:
+def prepare_attention(request: AttentionRequest, steerer: Steerer, settings: ServerSettings) -> PreparedPrompt:
+    """The attention view's one row (it needs an emphasised span)."""
+    check_sizes([request.prompt], "prompt", settings)
+    max_prompt_tokens = settings.max_prompt_tokens
     marked = resolve_text(request.prompt, request.emphasis, request.emphasis_markup, "prompt")
     if not marked.spans:
         raise RequestError("emphasis", "emphasis: the attention view needs an emphasised span")

@@ -6,24 +6,42 @@ server cannot honour accept only their neutral value (n=1, echo=false, logprobs=
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+MAX_EMPHASIS_ENTRIES = 64  # substrings / spans per prompt or message: enough for any real emphasis, cheap to find
+MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes as a non-negative seed
+
+
+def _unicode_text(value: str) -> str:
+    """Refuse text that is not valid Unicode (a lone surrogate from a JSON escape like "\\ud800")."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(f"is not valid Unicode text: a lone surrogate U+{ord(value[error.start]):04X} at character "
+                         f"{error.start}; send UTF-8 text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_unicode_text)]
+"""Every string a request carries: valid Unicode, or a 400 naming the field."""
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
-class CharOffsets(Strict):
+class CharSpanField(Strict):
     """A character span [start, end) of the clean text (markup removed; for chat, of the message content)."""
 
     start: int = Field(ge=0)
     end: int = Field(ge=1)
 
 
-EmphasisItem = str | CharOffsets
-HeadsField = str | list[str] | dict[str, list[int]]
+EmphasisField = Text | CharSpanField
+EmphasisList = Annotated[list[EmphasisField], Field(max_length=MAX_EMPHASIS_ENTRIES)]
+HeadsField = Text | list[Text] | dict[Text, list[int]]
 
 
 class SteeringFields(Strict):
@@ -42,21 +60,21 @@ class StreamOptions(Strict):
 class SamplingFields(Strict):
     """OpenAI sampling fields. temperature 0 (the default here) is greedy decoding."""
 
-    model: str
+    model: Text
     max_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(0.0, ge=0, le=2)
+    temperature: float = Field(0.0, ge=0, le=2, description="0 is greedy decoding; any value > 0 samples.")
     top_p: float = Field(1.0, gt=0, le=1)
     n: Literal[1] = 1
     stream: bool = False
     stream_options: StreamOptions | None = None
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    user: str | None = None
+    stop: Text | list[Text] | None = None
+    seed: int | None = Field(None, ge=0, le=MAX_SEED)
+    user: Text | None = None
 
 
 class CompletionRequest(SamplingFields, SteeringFields):
-    prompt: str | list[str]
-    emphasis: list[EmphasisItem] | list[list[EmphasisItem]] | None = Field(
+    prompt: Text | list[Text]
+    emphasis: EmphasisList | list[EmphasisList] | None = Field(
         None, description="Substrings or {start, end} spans; with a list of prompts, one list per prompt."
     )
     echo: Literal[False] = False
@@ -65,14 +83,14 @@ class CompletionRequest(SamplingFields, SteeringFields):
 
 class TextPart(Strict):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class ChatMessage(Strict):
     role: Literal["system", "user", "assistant"]
-    content: str | list[TextPart]
-    name: str | None = None
-    emphasis: list[EmphasisItem] | None = Field(
+    content: Text | list[TextPart]
+    name: Text | None = None
+    emphasis: EmphasisList | None = Field(
         None, description="Substrings of this message's content, or {start, end} spans in it."
     )
 
@@ -83,7 +101,7 @@ class ChatMessage(Strict):
 class ChatCompletionRequest(SamplingFields, SteeringFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
-    emphasis: list[str] | None = Field(
+    emphasis: Annotated[list[Text], Field(max_length=MAX_EMPHASIS_ENTRIES)] | None = Field(
         None, description="Substrings found in the messages (first occurrence, in message order)."
     )
 
@@ -91,8 +109,8 @@ class ChatCompletionRequest(SamplingFields, SteeringFields):
 class AttentionRequest(SteeringFields):
     """The playground's attention view: one prompt, steered heads' attention share on the emphasis."""
 
-    prompt: str
-    emphasis: list[EmphasisItem] | None = None
+    prompt: Text
+    emphasis: EmphasisList | None = None
 
 
 class Usage(BaseModel):

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from attnsteer.errors import AttnsteerError
 
+CHARS_PER_TOKEN = 64
+
 
 class ServerSettingsError(AttnsteerError):
     """A server limit is out of range."""
@@ -22,6 +24,9 @@ class ServerSettings:
     max_tokens: the most tokens one request may ask to generate; more -> 400.
     default_max_tokens: tokens generated when a request does not say (OpenAI's completions default is 16).
     model_name: the id served at /v1/models and accepted in the `model` field (None: the model's identity).
+    max_body_bytes: largest request body accepted; larger -> 413 before anything is parsed.
+    Derived: `max_prompt_chars` (CHARS_PER_TOKEN x max_prompt_tokens), checked before any span search or
+    tokenisation, so a huge prompt is refused at once.
     """
 
     max_batch: int = 8
@@ -31,9 +36,17 @@ class ServerSettings:
     max_tokens: int = 256
     default_max_tokens: int = 16
     model_name: str | None = None
+    max_body_bytes: int = 2 * 1024 * 1024
+
+    @property
+    def max_prompt_chars(self) -> int:
+        """A prompt longer than this cannot fit in max_prompt_tokens (no tokenizer averages more characters
+        per token), so it is refused before the (slower) span search and tokenisation."""
+        return CHARS_PER_TOKEN * self.max_prompt_tokens
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "max_waiting", "max_prompt_tokens", "max_tokens", "default_max_tokens"):
+        for name in ("max_batch", "max_waiting", "max_prompt_tokens", "max_tokens", "default_max_tokens",
+                     "max_body_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServerSettingsError(f"{name} must be an integer >= 1, got {value!r}")

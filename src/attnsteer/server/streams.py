@@ -14,7 +14,11 @@ from attnsteer.server.schemas import usage
 
 
 class GenerationFailed(RuntimeError):
-    """The worker failed while decoding this request (a server error, 500)."""
+    """The worker could not decode this request: `status` 500 (a fault) or 503 (shutting down)."""
+
+    def __init__(self, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -39,7 +43,7 @@ class RequestStream:
         while finished < self.rows:
             index, event = await self.queue.get()
             if isinstance(event, Failed):
-                raise GenerationFailed(event.message)
+                raise GenerationFailed(event.message, event.status)
             finished += isinstance(event, Finished)
             yield index, event
 

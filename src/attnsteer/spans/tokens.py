@@ -61,15 +61,44 @@ def check_spans_covered(mask: Sequence[bool], spans: Sequence[CharSpan], offsets
             )
 
 
-def encode_marked(tokenizer: Any, marked: MarkedText, add_special_tokens: bool = True) -> tuple[list[int], list[bool]]:
+def encode_marked(
+    tokenizer: Any, marked: MarkedText, add_special_tokens: bool = True, control_spans: Sequence[CharSpan] = (),
+) -> tuple[list[int], list[bool]]:
     """Token ids of `marked.text` and one emphasis flag per token (a fast tokenizer, with offsets).
 
+    The text is tokenised as text: a control token typed in it (`<eos>`, `<|im_end|>`) becomes ordinary
+    tokens, so user text can never end a turn or start a sequence. Only inside `control_spans` (a chat
+    template's own markers, sorted, not overlapping) do control tokens keep their meaning; the pieces are
+    then tokenised one by one (and `add_special_tokens` must be False: the template holds its own).
     Every span must cover at least one non-special token (SpanError otherwise). The one place where
     text with char spans becomes tokens: `Steerer.encode` and the server both use it.
     """
-    encoded = tokenizer(marked.text, return_offsets_mapping=True, return_special_tokens_mask=True,
-                        add_special_tokens=add_special_tokens)
-    offsets = [_pair(pair) for pair in encoded["offset_mapping"]]
-    flags = token_emphasis_mask(offsets, marked.spans, [bool(flag) for flag in encoded["special_tokens_mask"]])
+    if control_spans and add_special_tokens:
+        raise ValueError("a text with control spans (a rendered chat template) carries its own special tokens")
+    ids: list[int] = []
+    offsets: list[tuple[int, int]] = []
+    special: list[bool] = []
+    for start, end, is_control in _pieces(len(marked.text), control_spans):
+        encoded = tokenizer(marked.text[start:end], return_offsets_mapping=True, return_special_tokens_mask=True,
+                            add_special_tokens=add_special_tokens, split_special_tokens=not is_control)
+        ids += encoded["input_ids"]
+        offsets += [(a + start, b + start) if b > a else (a, b) for a, b in map(_pair, encoded["offset_mapping"])]
+        special += [bool(flag) for flag in encoded["special_tokens_mask"]]
+    flags = token_emphasis_mask(offsets, marked.spans, special)
     check_spans_covered(flags, marked.spans, offsets)
-    return list(encoded["input_ids"]), flags
+    return ids, flags
+
+
+def _pieces(length: int, control_spans: Sequence[CharSpan]) -> list[tuple[int, int, bool]]:
+    """[start, end) pieces covering the text, each flagged True when it is a control span."""
+    pieces, cursor = [], 0
+    for span in control_spans:
+        if span.start < cursor or span.end > length:
+            raise ValueError(f"control spans must be sorted, disjoint and inside the text, got {list(control_spans)}")
+        if span.start > cursor:
+            pieces.append((cursor, span.start, False))
+        pieces.append((span.start, span.end, True))
+        cursor = span.end
+    if cursor < length or not pieces:
+        pieces.append((cursor, length, False))
+    return pieces

@@ -52,10 +52,12 @@ class SteeringConfig:
         return -math.log(self.alpha) if self.mode == "include" else 0.0
 
     def to_dict(self) -> dict[str, object]:
+        """`{"alpha": ..., "mode": ...}` (JSON-ready)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> SteeringConfig:
+        """The inverse of `to_dict`; unknown fields are an error."""
         unknown = set(data) - {"alpha", "mode"}
         if unknown:
             raise SteeringConfigError(f"unknown SteeringConfig fields {sorted(unknown)}; allowed: alpha, mode")

@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -105,14 +106,9 @@ def active_state() -> SteeringState | None:
     return _ACTIVE.get()
 
 
-@contextmanager
-def activate(state: SteeringState) -> Iterator[SteeringState]:
-    """Make `state` the active steering state for model calls inside the block."""
-    token = _ACTIVE.set(state)
-    try:
-        yield state
-    finally:
-        _ACTIVE.reset(token)
+def activate(state: SteeringState) -> contextlib.AbstractContextManager[SteeringState]:
+    """Make `state` the active steering state for model calls inside the block (this thread/task only)."""
+    return _set_within(_ACTIVE, state)
 
 
 @dataclass(frozen=True)
@@ -128,11 +124,15 @@ def active_readout() -> AttentionReadout | None:
     return _READOUT.get()
 
 
-@contextmanager
-def activate_readout(readout: AttentionReadout) -> Iterator[AttentionReadout]:
+def activate_readout(readout: AttentionReadout) -> contextlib.AbstractContextManager[AttentionReadout]:
     """Make `readout` active for model calls inside the block (this thread/task only)."""
-    token = _READOUT.set(readout)
+    return _set_within(_READOUT, readout)
+
+
+@contextlib.contextmanager
+def _set_within(variable: contextvars.ContextVar[Any], value: Any) -> Iterator[Any]:
+    token = variable.set(value)
     try:
-        yield readout
+        yield value
     finally:
-        _READOUT.reset(token)
+        variable.reset(token)

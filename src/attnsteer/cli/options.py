@@ -1,0 +1,35 @@
+"""Parsing of option values the CLI's subcommands share (no model, no torch)."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+from attnsteer.errors import AttnsteerError
+
+
+class OptionError(AttnsteerError):
+    """A command-line option's value cannot be parsed, or does not go with the other options."""
+
+
+def comma_separated(text: str, option: str, kind: type[int] | type[float] = float) -> list:
+    """'0.01,0.5' -> [0.01, 0.5] (`kind` int or float); a bad item is an OptionError naming `option`."""
+    try:
+        return [kind(item) for item in text.split(",") if item.strip()]
+    except ValueError:
+        noun = "integers" if kind is int else "numbers"
+        raise OptionError(f"{option} takes comma-separated {noun}, got {text!r}") from None
+
+
+def check_heads(spec: str | None) -> None:
+    """A --heads value that names a JSON file: read and check the file now, before any model loads
+    (`heads.read_head_file`); lists and 'all' are checked against the model's shape once it is loaded."""
+    if spec is not None and spec.endswith(".json"):
+        from attnsteer.heads import read_head_file
+
+        read_head_file(spec)
+
+
+def command_line() -> str:
+    """This process's command as `attnsteer <arguments>`, shell-quoted (provenance in written files)."""
+    return shlex.join(["attnsteer", *sys.argv[1:]])
