@@ -119,7 +119,7 @@ def run_case(implementation: str, shape: str, length: int, batch: int, runs: int
 
         def decode():
             output = prefill()
-            cache, mask, token = output.past_key_values, attention, output.logits[:, -1:].argmax(-1)
+            cache, mask, token = output.cache, attention, output.logits[:, -1:].argmax(-1)
             synchronize(device)
             started = time.perf_counter()
             for _ in range(decode_tokens):

@@ -28,27 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_load import free_port  # noqa: E402
+from serve_load import free_port, start_server  # noqa: E402
 
 PROMPT = ("Previously, The Eiffel Tower is located in Paris. Currently, The Eiffel Tower is located in Rome. "
           "The Eiffel Tower is located in the city of")
 
 
 def start(model: str | None, port: int) -> subprocess.Popen:
-    command = [str(Path(sys.executable).with_name("attnsteer")), "serve", "--port", str(port), "--max-batch", "8",
-               "--max-waiting", "16", "--model-name", "bench", "--max-tokens", "256"]
-    command += ["--model", model] if model else []
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"attnsteer serve exited with {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5).read()
-            return process
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit("attnsteer serve did not come up")
+    return start_server(port, model, ["--max-batch", "8", "--max-waiting", "16", "--max-tokens", "256"])
 
 
 def post(url: str, body: bytes, timeout: float = 300) -> tuple[object, float]:
@@ -60,9 +47,10 @@ def post(url: str, body: bytes, timeout: float = 300) -> tuple[object, float]:
             response.read()
             status: object = response.status
     except urllib.error.HTTPError as error:
-        status = error.code
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        status = type(error).__name__
+        body = error.read()
+        status = f"{error.code} {json.loads(body)['error']['message'] if body.startswith(b'{') else body[:60]!r}"
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
+        status = repr(error)[:80]
     return status, time.perf_counter() - started
 
 

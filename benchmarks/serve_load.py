@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,12 +41,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+def start_server(port: int, model: str | None = None, options: Sequence[str] = ()) -> subprocess.Popen:
+    """`attnsteer serve` (model id "bench") on `port` with extra `options`; returns once /health answers."""
     attnsteer = str(Path(sys.executable).with_name("attnsteer"))
-    command = [attnsteer, "serve", "--port", str(port), "--max-batch", str(args.max_batch),
-               "--max-waiting", str(max(64, 2 * max(args.concurrency))), "--model-name", "bench"]
-    if args.model:
-        command += ["--model", args.model]
+    command = [attnsteer, "serve", "--port", str(port), "--model-name", "bench", *options]
+    if model:
+        command += ["--model", model]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -139,7 +140,8 @@ def main() -> None:
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the server process
     port = free_port()
-    server = start_server(args, port)
+    server = start_server(port, args.model, ["--max-batch", str(args.max_batch),
+                                             "--max-waiting", str(max(64, 2 * max(args.concurrency)))])
     try:
         results = measure(args, f"http://127.0.0.1:{port}")
     finally:

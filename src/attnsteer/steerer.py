@@ -199,7 +199,7 @@ class Steerer:
         attention = torch.cat([prompt_attention, _first_n(cont_ids, width).to(device)], dim=1)
         with torch.inference_mode(), self._maybe_steered(encoded, steer):
             prefill = self.model(**encoded.encodings, use_cache=True, logits_to_keep=1)
-            cache = prefill.past_key_values
+            cache = prefill.cache
             cache.batch_repeat_interleave(len(cont_ids))
             logits = self.model(input_ids=batch_ids, attention_mask=attention.long(), cache=cache).logits
         first = torch.log_softmax(prefill.logits[0, -1].float(), -1).cpu()

@@ -7,6 +7,8 @@ files first and imports `load_model` only after that.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -79,3 +81,15 @@ def test_a_model_that_cannot_load_is_one_line(tmp_path, tiny_model_dir, case):
                 "empty": f"error: no model files (config.json and the weights) in {str(folder)!r}",
                 "no tokenizer": "error: no tokenizer files (tokenizer.json, "}[case]
     assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
+
+
+@pytest.mark.parametrize(("args", "message"), [BAD_INPUT[0], BAD_INPUT[2], BAD_INPUT[8]])
+def test_bad_input_is_reported_without_importing_torch(files, args, message):
+    """In a fresh process (the 8-10 s of importing torch and transformers are what a user waits for)."""
+    script = ("import sys\nfrom attnsteer.cli.main import main\nsys.argv = ['attnsteer', *sys.argv[1:]]\n"
+              "try:\n    main()\nexcept SystemExit as end:\n    code = end.code\n"
+              "print('torch' in sys.modules, 'transformers' in sys.modules, code)")
+    argv = [arg.format(**files) for arg in args] + ["--model", "/never/loaded"]
+    result = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, check=False)
+    assert result.stdout.split() == ["False", "False", "2"], result.stdout + result.stderr
+    assert message.format(**files) in result.stderr

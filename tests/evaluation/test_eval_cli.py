@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from attnsteer.cli.main import app
+from attnsteer.evaluation.runner import EvalProgress
 from attnsteer.tasks import get_task, task_names
 
 
@@ -75,3 +77,47 @@ def test_bad_eval_input_exits_2(args, message):
     result = CliRunner().invoke(app, ["eval", *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_progress_moves_per_generated_token():
+    """A batch of 2 examples with a budget of 4 tokens moves the bar 0.5 example per decoding step."""
+    progress = EvalProgress(total=3, desc="task / method")
+    progress.finished()  # a scoring example
+    streamer = progress.streamer(count=2, max_new_tokens=4)
+    streamer.put(torch.zeros(2, 7, dtype=torch.long))  # generate's first put: the prompt ids
+    assert progress.bar.n == 1
+    positions = []
+    for _ in range(3):  # three decoding steps of the batch
+        streamer.put(torch.zeros(2, dtype=torch.long))
+        positions.append(progress.bar.n)
+    assert positions == [1.5, 2.0, 2.5]
+    assert progress.bar.postfix == "1/3 examples, generating 2: token 3/4"
+    progress.finished(2)  # the batch stopped early (every row hit EOS): the bar still ends at its total
+    assert (progress.bar.n, progress.done, progress.bar.postfix) == (3, 3, "3/3 examples")
+    progress.close()
+
+
+def test_eval_bar_moves_while_a_batch_generates(model_dir, monkeypatch):
+    steps, finals = [], []
+    generating, close = EvalProgress.generating, EvalProgress.close
+
+    def record_step(self, count, step, max_new_tokens):
+        generating(self, count, step, max_new_tokens)
+        steps.append((count, step, max_new_tokens, self.bar.n))
+
+    def record_close(self):
+        finals.append((self.bar.n, self.total))
+        close(self)
+
+    monkeypatch.setattr(EvalProgress, "generating", record_step)
+    monkeypatch.setattr(EvalProgress, "close", record_close)
+    result = CliRunner().invoke(app, ["eval", "--task", "json_format", "--method", "pasta", "--limit", "2",
+                                      "--batch-size", "2", "--model", str(model_dir), "--heads", "1"])
+    assert result.exit_code == 0, result.output
+    budget = get_task("json_format")().examples("test", 2)[0].max_new_tokens
+    assert steps and [step[1] for step in steps] == list(range(1, len(steps) + 1))  # every decoding step
+    assert all(count == 2 and total == budget for count, _, total, _ in steps)
+    positions = [position for *_, position in steps]
+    assert positions == sorted(positions) and 0 < positions[0] < positions[-1] <= 2
+    assert positions[0] == pytest.approx(2 / budget)
+    assert finals == [(2, 2)]

@@ -25,8 +25,8 @@ def root() -> None:
 def exits_2_on_bad_input(command: Callable[..., Any]) -> Callable[..., Any]:
     """Print bad-input errors as one line on stderr and exit with status 2 (no traceback).
 
-    Every command checks what needs no model first, importing only light modules, and imports torch,
-    transformers and `load_model` after that: bad input is reported at once, not after a load.
+    Every command checks what needs no model first and imports `load_model` only after that, so bad
+    input is reported before a model loads; the cli modules themselves import no torch or transformers.
     """
 
     @wraps(command)

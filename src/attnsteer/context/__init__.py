@@ -8,23 +8,40 @@ the span per query (AutoPASTA). Usage and the cache's steering rules: docs/conte
   `context_method_names()`: the methods ("llmsteer", "spans", "plain").
 - `ContextStore`: prepared contexts keyed by (model, context hash, steering hash), LRU in bytes.
 - `autopasta_generate(steerer, context, query)`: AutoPASTA, re-encoding the context per query.
+Names load lazily (`attnsteer.lazy`): `attnsteer.context.config` imports no torch.
 """
 
-from attnsteer.context.autopasta import AutoPastaAnswer, autopasta_generate, pick_sentences
-from attnsteer.context.config import (
-    DEFAULT_PREFIXES,
-    AutoPastaConfig,
-    ContextError,
-    LLMSteerConfig,
-    UnknownContextMethodError,
-)
-from attnsteer.context.prepare import ContextMethod, context_method_names, prepare_context, register_context_method
-from attnsteer.context.selection import select_tokens
-from attnsteer.context.steered_context import SteeredContext
-from attnsteer.context.store import ContextKey, ContextStore
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_PREFIXES", "AutoPastaAnswer", "AutoPastaConfig", "ContextError", "ContextKey", "ContextMethod",
-    "ContextStore", "LLMSteerConfig", "SteeredContext", "UnknownContextMethodError", "autopasta_generate",
-    "context_method_names", "pick_sentences", "prepare_context", "register_context_method", "select_tokens",
-]
+from typing import TYPE_CHECKING
+
+from attnsteer.lazy import lazy_exports
+
+_EXPORTS = {
+    **dict.fromkeys(["AutoPastaAnswer", "autopasta_generate", "pick_sentences"], "attnsteer.context.autopasta"),
+    **dict.fromkeys(["DEFAULT_PREFIXES", "AutoPastaConfig", "ContextError", "LLMSteerConfig",
+                     "UnknownContextMethodError"], "attnsteer.context.config"),
+    **dict.fromkeys(["ContextMethod", "context_method_names", "prepare_context", "register_context_method"],
+                    "attnsteer.context.prepare"),
+    "select_tokens": "attnsteer.context.selection",
+    "SteeredContext": "attnsteer.context.steered_context",
+    **dict.fromkeys(["ContextKey", "ContextStore"], "attnsteer.context.store"),
+}
+__all__ = ["AutoPastaAnswer", "AutoPastaConfig", "ContextError", "ContextKey", "ContextMethod", "ContextStore",
+    "DEFAULT_PREFIXES", "LLMSteerConfig", "SteeredContext", "UnknownContextMethodError", "autopasta_generate",
+    "context_method_names", "pick_sentences", "prepare_context", "register_context_method", "select_tokens"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from attnsteer.context.autopasta import AutoPastaAnswer, autopasta_generate, pick_sentences
+    from attnsteer.context.config import (
+        DEFAULT_PREFIXES,
+        AutoPastaConfig,
+        ContextError,
+        LLMSteerConfig,
+        UnknownContextMethodError,
+    )
+    from attnsteer.context.prepare import ContextMethod, context_method_names, prepare_context, register_context_method
+    from attnsteer.context.selection import select_tokens
+    from attnsteer.context.steered_context import SteeredContext
+    from attnsteer.context.store import ContextKey, ContextStore

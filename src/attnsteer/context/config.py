@@ -6,9 +6,12 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attnsteer.errors import AttnsteerError
+
+if TYPE_CHECKING:
+    from attnsteer.tasks import Example, Task
 
 # LLMSteer reads the context twice, after two different instructions; tokens that draw attention in
 # both readings are the query-independent "important" tokens. The wording is ours, in the spirit of
@@ -110,3 +113,12 @@ def config_hash(data: dict[str, Any] | Any) -> str:
     if not isinstance(data, dict):
         data = asdict(data)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def split_context(task: Task, method: str, example: Example) -> tuple[str, str]:
+    """(context, query) of an example; a task that marks no context is refused with the reason."""
+    end = example.reference.get("context_end")
+    if example.kind != "generate" or not isinstance(end, int) or not 0 < end < len(example.prompt):
+        raise ContextError(f"method {method!r} needs generation examples that mark their context "
+                           f"(tasks squad, gsm8k); task {task.name!r} example {example.id} does not")
+    return example.prompt[:end], example.prompt[end:]

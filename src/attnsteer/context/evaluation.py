@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from attnsteer.context.autopasta import autopasta_generate
-from attnsteer.context.config import ContextError
+from attnsteer.context.config import ContextError, split_context
 from attnsteer.context.prepare import prepare_context
 from attnsteer.context.store import ContextStore
 
@@ -20,15 +20,6 @@ if TYPE_CHECKING:
     from attnsteer.evaluation.runner import EvalProgress
     from attnsteer.steerer import Steerer
     from attnsteer.tasks import Example, Task
-
-
-def split_context(task: Task, method: str, example: Example) -> tuple[str, str]:
-    """(context, query) of an example; a task that marks no context is refused with the reason."""
-    end = example.reference.get("context_end")
-    if example.kind != "generate" or not isinstance(end, int) or not 0 < end < len(example.prompt):
-        raise ContextError(f"method {method!r} needs generation examples that mark their context "
-                           f"(tasks squad, gsm8k); task {task.name!r} example {example.id} does not")
-    return example.prompt[:end], example.prompt[end:]
 
 
 def run_context_method(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],

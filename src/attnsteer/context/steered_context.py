@@ -123,7 +123,7 @@ class SteeredContext:
         with torch.inference_mode(), self.steering_block():
             out = self.steerer.model(input_ids=self.input_ids, attention_mask=torch.ones_like(self.input_ids),
                                      use_cache=True, logits_to_keep=1)
-        return out.past_key_values
+        return out.cache
 
     def _attention(self, new_tokens: int) -> torch.Tensor:
         return torch.ones(1, self.num_tokens + new_tokens, dtype=torch.long)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from attnsteer.context.config import split_context
 from attnsteer.evaluation.methods import RenderedPrompt, expand_methods, get_method, pick_demonstrations, render
 from attnsteer.heads.head_config import HeadSpec
 from attnsteer.tasks import Example, Task, get_task
@@ -112,10 +113,8 @@ def check_evaluation(tasks: Sequence[str], methods: Sequence[str], *, split: str
 
 def check_method_fits(task: Task, method: str, examples: Sequence[Example]) -> None:
     """A method that reads a context (autopasta, llmsteer) needs examples that mark their context
-    (`context.evaluation.split_context` says which and raises); the other methods fit every task."""
+    (`context.config.split_context` says which and raises); the other methods fit every task."""
     if get_method(method).reads_context:
-        from attnsteer.context.evaluation import split_context
-
         for example in examples:
             split_context(task, method, example)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +35,7 @@ from attnsteer.steerer import Steerer
 
 STATIC = Path(__file__).parent / "static"
 T = TypeVar("T")
+SHUTTING_DOWN = "the server is shutting down"
 
 
 class ServerCore:
@@ -47,6 +49,7 @@ class ServerCore:
         self.generator = BatchGenerator(steerer.model, steerer.tokenizer)
         self.queue = BatchQueue(self.generator.run, settings.max_batch, settings.max_waiting, settings.batch_wait_s,
                                 self.model_lock)
+        self.streams: weakref.WeakSet[RequestStream] = weakref.WeakSet()  # requests being answered
 
     async def prepare(self, prepare_rows: Callable[[Any, Steerer, ServerSettings], T], body: Any) -> T:
         """Run span search and tokenisation off the event loop (they can take a while on a long prompt)."""
@@ -57,7 +60,10 @@ class ServerCore:
         return await run_in_threadpool(run)
 
     def shut_down(self) -> None:
-        """Stop promptly: running rows fail with 503 at their next step, waiting rows at once."""
+        """Stop promptly: every open request is answered 503 now (not after the model's current step),
+        running rows are dropped at their next step, waiting rows at once."""
+        for stream in list(self.streams):
+            stream.fail(SHUTTING_DOWN, 503)
         self.generator.stop()
         self.queue.close()
 
@@ -79,6 +85,7 @@ class ServerCore:
         stream.jobs = [GenerationJob(row, max_tokens, stream.emitter(index), fields.temperature, fields.top_p,
                                      fields.seed) for index, row in enumerate(rows)]
         self.queue.submit(stream.jobs)
+        self.streams.add(stream)
         return stream
 
 

@@ -53,11 +53,13 @@ class BatchQueue:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 5.0) -> None:
+        """Take no more rows, fail the waiting ones, and wait up to `wait_s` for the running batch (the
+        worker is a daemon thread: a model step still running then does not keep the process alive)."""
         with self._condition:
             self._closed = True
             self._condition.notify()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=wait_s)
 
     def _take_batch(self) -> list[GenerationJob]:
         """Block until rows wait; then wait up to batch_wait_s for a full batch. [] once closed."""

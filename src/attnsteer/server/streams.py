@@ -21,7 +21,7 @@ class GenerationFailed(RuntimeError):
         self.status = status
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity (the app keeps a WeakSet of open streams)
 class RequestStream:
     """Events of all rows of one request, as (row index, event), in the order the worker emits them."""
 
@@ -35,8 +35,14 @@ class RequestStream:
         return lambda event: self.loop.call_soon_threadsafe(self.queue.put_nowait, (index, event))
 
     def cancel(self) -> None:
+        """Stop decoding this request's rows (the decoder drops them at its next step)."""
         for job in self.jobs:
             job.cancelled.set()
+
+    def fail(self, message: str, status: int) -> None:
+        """From any thread: end the request now with `Failed` (shutdown does not wait for a model step)."""
+        self.cancel()
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, (0, Failed(message, status)))
 
     async def events(self) -> AsyncIterator[tuple[int, Event]]:
         finished = 0

@@ -2,14 +2,29 @@
 
 `prepare_state` + `steered` steer a block of model calls; `reading_attention` reads attention
 probabilities; `install` puts the steered attention on a model once (`load_model` does it).
+Names load lazily (`attnsteer.lazy`): `attnsteer.steering.config` imports no torch.
 """
 
-from attnsteer.steering.activation import prepare_state, reading_attention, steered
-from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
-from attnsteer.steering.install import install, installed, uninstall
-from attnsteer.steering.state import SteeringState, active_state
+from __future__ import annotations
 
-__all__ = [
-    "RowSteering", "SteeringConfig", "SteeringMode", "SteeringState", "active_state", "install", "installed",
-    "prepare_state", "reading_attention", "steered", "uninstall",
-]
+from typing import TYPE_CHECKING
+
+from attnsteer.lazy import lazy_exports
+
+_EXPORTS = {
+    "RowSteering": "attnsteer.steering.config", "SteeringConfig": "attnsteer.steering.config",
+    "SteeringMode": "attnsteer.steering.config", "SteeringState": "attnsteer.steering.state",
+    "active_state": "attnsteer.steering.state", "install": "attnsteer.steering.install",
+    "installed": "attnsteer.steering.install", "uninstall": "attnsteer.steering.install",
+    "prepare_state": "attnsteer.steering.activation", "reading_attention": "attnsteer.steering.activation",
+    "steered": "attnsteer.steering.activation",
+}
+__all__ = ["RowSteering", "SteeringConfig", "SteeringMode", "SteeringState", "active_state", "install", "installed",
+    "prepare_state", "reading_attention", "steered", "uninstall"]
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from attnsteer.steering.activation import prepare_state, reading_attention, steered
+    from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
+    from attnsteer.steering.install import install, installed, uninstall
+    from attnsteer.steering.state import SteeringState, active_state
