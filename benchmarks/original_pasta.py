@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import torch
 
 from attnsteer.heads import HeadConfig
-from attnsteer.steering.install import attention_layers
+from attnsteer.steering.installation import attention_layers
 
 
 @contextmanager

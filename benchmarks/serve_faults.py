@@ -48,7 +48,8 @@ def post(url: str, body: bytes, timeout: float = 300) -> tuple[object, float]:
             status: object = response.status
     except urllib.error.HTTPError as error:
         body = error.read()
-        status = f"{error.code} {json.loads(body)['error']['message'] if body.startswith(b'{') else body[:60]!r}"
+        message = json.loads(body)["error"]["message"] if body.startswith(b"{") else body.decode(errors="replace")
+        status = f"{error.code} {message[:100]!r}"
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as error:
         status = repr(error)[:80]
     return status, time.perf_counter() - started

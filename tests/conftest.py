@@ -25,6 +25,19 @@ def tokenizer():
     return tiny_tokenizer()
 
 
+CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def chat_tokenizer():
+    """The tiny tokenizer plus a ChatML-style template whose markers are special tokens (its own instance)."""
+    chat = tiny_tokenizer()
+    chat.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    chat.chat_template = CHAT_TEMPLATE
+    return chat
+
+
 @pytest.fixture(scope="session")
 def embedded():
     """(model, tokenizer): the real embedded Gemma 3 270M, loaded once per session (first use converts it, ~100 s)."""

@@ -19,6 +19,7 @@ PACKAGES = [
     "attnsteer",
     "attnsteer.steering",
     "attnsteer.spans",
+    "attnsteer.chat",
     "attnsteer.heads",
     "attnsteer.models",
     "attnsteer.profiling",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -10,14 +10,23 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
-from attnsteer.errors import NoEmphasisError, SteeringConfigError, UnsupportedModelError
+from attnsteer.chat import ChatPrompt, chat_prompt
+from attnsteer.errors import AttnsteerError, NoEmphasisError, SpanError, SteeringConfigError, UnsupportedModelError
 from attnsteer.heads import HeadSpec, heads_for_model
 from attnsteer.model_info import model_shape
-from attnsteer.spans import DEFAULT_MARKUP, MarkedText, MarkupStyle, Occurrence, encode_marked, resolve_batch
+from attnsteer.spans import (
+    DEFAULT_MARKUP,
+    MarkedText,
+    MarkupStyle,
+    Occurrence,
+    encode_marked,
+    resolve_batch,
+    resolve_emphasis,
+)
 from attnsteer.spans.substrings import check_occurrence
 from attnsteer.steering.activation import prepare_state, steered
 from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
-from attnsteer.steering.install import check_supported
+from attnsteer.steering.installation import check_supported
 from attnsteer.steering.padding import left_pad, left_pad_prompts
 from attnsteer.steering.state import SteeringState
 
@@ -98,7 +107,32 @@ class Steerer:
         if isinstance(prompts, str):
             prompts, emphasize = [prompts], _single_prompt_emphasis(emphasize)
         marked = resolve_batch(prompts, emphasize, markup=self.markup, occurrence=self.occurrence)
-        rows = [encode_marked(self.tokenizer, item) for item in marked]
+        return self._batch([encode_marked(self.tokenizer, item) for item in marked], marked)
+
+    def chat_prompt(self, messages: Sequence[Mapping[str, Any]], emphasize: Sequence[Any] | None = None,
+                    substrings: Sequence[str] = ()) -> ChatPrompt:
+        """Messages (OpenAI form) with their emphasis, through the tokenizer's chat template (see `chat`)."""
+        per_message = [None] * len(messages) if emphasize is None else list(emphasize)
+        if len(per_message) != len(messages):
+            raise SpanError(f"emphasize has {len(per_message)} entries for {len(messages)} messages; give one per "
+                            "message (None for a message with nothing emphasised)")
+        roles, contents = [], []
+        for index, (message, items) in enumerate(zip(messages, per_message, strict=True)):
+            role, content = _message(message, index)
+            roles.append(role)
+            contents.append(self._resolve_message(content, items, index))
+        return chat_prompt(self.tokenizer, roles, contents, substrings)
+
+    def _resolve_message(self, content: str, items: Any, index: int) -> MarkedText:
+        if not content.strip() and items is None:
+            return MarkedText(content)
+        try:
+            return resolve_emphasis(content, items, markup=self.markup, occurrence=self.occurrence)
+        except AttnsteerError as error:
+            raise type(error)(f"messages[{index}]: {error}") from None
+
+    def _batch(self, rows: Sequence[tuple[list[int], list[bool]]], marked: list[MarkedText]) -> EncodedPrompts:
+        """Token rows with their emphasis flags as one left-padded batch on the model's device."""
         ids, attention, emphasis = left_pad_prompts([r[0] for r in rows], [r[1] for r in rows],
                                                     self.tokenizer.pad_token_id)
         device = self.model.device
@@ -133,20 +167,42 @@ class Steerer:
         emphasize: None (read `**markup**`), one substring, or one list per prompt of substrings /
         (start, end) character offsets. steer=False runs the plain model on the same clean text.
         """
-        single = isinstance(prompts, str)
+        texts = self._generate(self.encode(prompts, emphasize), max_new_tokens, steer, (), generate_kwargs)
+        return texts[0] if isinstance(prompts, str) else texts
+
+    def chat(
+        self, messages: Sequence[Mapping[str, Any]], emphasize: Sequence[Any] | None = None,
+        max_new_tokens: int = 64, steer: bool = True, substrings: Sequence[str] = (), **generate_kwargs: Any,
+    ) -> str:
+        """The assistant's reply to `messages` (the OpenAI list: `[{"role": "system", "content": ...}, ...]`).
+
+        emphasize: None (read `**markup**` in the contents), or one entry per message: None, a substring,
+        or a list of substrings / (start, end) offsets in that message's content. substrings: more
+        emphasis, each the first occurrence in the first message containing it. The tokenizer's chat
+        template is applied (a plain `User: ... Assistant:` one for base models) and the emphasis lands on
+        the same text inside it; a message is tokenised as text, so it cannot close its own turn.
+        """
+        prompt = self.chat_prompt(messages, emphasize, substrings)
+        encoded = self._batch([prompt.encode(self.tokenizer)], [prompt.marked])
+        return self._generate(encoded, max_new_tokens, steer, prompt.rendered.stop, generate_kwargs)[0]
+
+    def _generate(self, encoded: EncodedPrompts, max_new_tokens: int, steer: bool, stop: Sequence[str],
+                  generate_kwargs: dict[str, Any]) -> list[str]:
+        """The new text of each row (cut before the first `stop` string)."""
         if generate_kwargs.get("cache_implementation") not in (None, "dynamic"):
             raise SteeringConfigError(
                 f"cache_implementation={generate_kwargs['cache_implementation']!r} is not supported while "
                 "steering; use the default dynamic cache"
             )
-        encoded = self.encode(prompts, emphasize)
         settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "top_p": None, "top_k": None,
                     "pad_token_id": self.tokenizer.pad_token_id, **generate_kwargs}
+        if stop:
+            settings.update(stop_strings=list(stop), tokenizer=self.tokenizer)
         with torch.inference_mode(), self._maybe_steered(encoded, steer):
             output = self.model.generate(**encoded.encodings, **settings)
         new_tokens = output[:, encoded.encodings["input_ids"].shape[1] :]
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return texts[0] if single else texts
+        return [_cut_at(text, stop) for text in texts]
 
     def score(
         self, prompt: str | Sequence[str], continuation: str | Sequence[str], emphasize: Any = None,
@@ -242,6 +298,19 @@ def _steering_config(config: SteeringConfig | None, alpha: float | None, mode: S
     if not isinstance(config, SteeringConfig):
         raise SteeringConfigError(f"config must be a SteeringConfig, got {config!r}")
     return config
+
+
+def _message(message: Mapping[str, Any], index: int) -> tuple[str, str]:
+    """(role, content) of one OpenAI-style message; anything else is a clear error."""
+    if not isinstance(message, Mapping) or not isinstance(message.get("content"), str):
+        raise SpanError(f"messages[{index}] must be a dict with a 'role' and a str 'content', got {message!r}")
+    return str(message.get("role")), message["content"]
+
+
+def _cut_at(text: str, stops: Sequence[str]) -> str:
+    """`text` up to the first of `stops` (the stop string itself is not part of the reply)."""
+    cuts = [text.index(stop) for stop in stops if stop in text]
+    return text[: min(cuts)] if cuts else text
 
 
 def _first_n(rows: list[list[int]], width: int) -> torch.Tensor:

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from attnsteer.chat import PLAIN_STOPS, render_chat
 from attnsteer.errors import AttnsteerError
 from attnsteer.server.batching import BatchQueue, QueueFullError
-from attnsteer.server.chat_template import PLAIN_STOPS, render_chat
 from attnsteer.server.engine import Failed, GenerationJob
 from attnsteer.server.prompts import PreparedPrompt
 from attnsteer.server.reply import ReplyText

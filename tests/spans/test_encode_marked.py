@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from attnsteer.chat import render_chat
 from attnsteer.errors import SpanError
-from attnsteer.server.chat_template import render_chat
 from attnsteer.spans import CharSpan, MarkedText, encode_marked
-
-CHAT_TEMPLATE = ("{{ bos_token }}{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
-                 "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-@pytest.fixture
-def chat_tokenizer(tokenizer):
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
-    tokenizer.chat_template = CHAT_TEMPLATE
-    return tokenizer
 
 
 def test_control_tokens_typed_in_a_prompt_are_text(tokenizer):

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import check_heads
+from attnsteer.cli.options import ModelOption, check_heads
 
 ASK_METHODS = ("llmsteer", "autopasta", "plain")
 
@@ -43,8 +43,7 @@ def ask(
     top_fraction: Annotated[float, typer.Option(help="LLMSteer: k as a fraction of the context's tokens "
                             "(when --top-k is not given).")] = 0.1,
     sentences: Annotated[int, typer.Option(help="AutoPASTA: sentences to emphasise.")] = 1,
-    model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
-    = None,
+    model: ModelOption = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per query.")] = False,
 ) -> None:
     """Answer each --query after the --context text (greedy decoding)."""

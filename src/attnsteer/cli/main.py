@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from attnsteer.cli.options import OptionError, check_heads, comma_separated, command_line
+from attnsteer.cli.options import ModelOption, OptionError, check_heads, comma_separated, command_line
 from attnsteer.errors import AttnsteerError, NoEmphasisError
 
 app = typer.Typer(help="Tell a language model where to attend (PASTA attention steering).",
@@ -55,8 +55,7 @@ def generate(
                           "text, or all of them.")] = "first",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 20,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the plain model and show both.")] = False,
-    model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
-    = None,
+    model: ModelOption = None,
 ) -> None:
     """Generate a continuation with the emphasised text steered (greedy decoding)."""
     from attnsteer.spans import resolve_emphasis
@@ -82,6 +81,48 @@ def generate(
     print_comparison(plain, steered, f"heads {steerer.heads}, alpha {alpha}, {mode}")
 
 
+@app.command()
+@exits_2_on_bad_input
+def chat(
+    user: Annotated[str, typer.Option(help="The user message; mark emphasis inline with **...**.")],
+    system: Annotated[str | None, typer.Option(help="A system message first (emphasis as in --user).")] = None,
+    emphasize: Annotated[list[str] | None, typer.Option("--emphasize", "-e", help="A substring to emphasise "
+                         "(its first occurrence, system message first; repeatable).")] = None,
+    heads: Annotated[str | None, typer.Option(help="Heads to steer: a JSON file, 'all', layers '12,13' "
+                     "or 'L.H' pairs '11.2,12.0'. Default: the model's shipped set.")] = None,
+    alpha: Annotated[float, typer.Option(help="Factor on non-emphasised attention, in (0, 1].")] = 0.01,
+    mode: Annotated[str, typer.Option(help="exclude (down-weight the rest) or include (up-weight the span).")]
+    = "exclude",
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 64,
+    compare: Annotated[bool, typer.Option("--compare", help="Also run the plain model and show both.")] = False,
+    model: ModelOption = None,
+) -> None:
+    """Reply to a chat (the model's chat template; a plain User/Assistant one for base models), steered."""
+    from attnsteer.chat import add_substrings
+    from attnsteer.spans import resolve_emphasis
+    from attnsteer.steering.config import SteeringConfig
+
+    messages = ([{"role": "system", "content": system}] if system is not None else []) + [
+        {"role": "user", "content": user}]
+    config = SteeringConfig(alpha=alpha, mode=mode)  # type: ignore[arg-type]
+    contents = add_substrings([resolve_emphasis(m["content"]) for m in messages], emphasize or [])
+    if not any(item.spans for item in contents):
+        raise NoEmphasisError("nothing is emphasised: mark text in a message with **...** or pass --emphasize TEXT")
+    check_heads(heads)
+    from attnsteer.models import load_model
+    from attnsteer.steerer import Steerer
+
+    loaded, tokenizer = load_model(model)
+    steerer = Steerer(loaded, tokenizer, heads=heads, config=config)
+    options = {"max_new_tokens": max_new_tokens, "substrings": emphasize or []}
+    steered = steerer.chat(messages, **options)
+    if not compare:
+        typer.echo(steered)
+        return
+    plain = steerer.chat(messages, steer=False, **options)
+    print_comparison(plain, steered, f"heads {steerer.heads}, alpha {alpha}, {mode}")
+
+
 @app.command("eval")
 @exits_2_on_bad_input
 def eval_command(
@@ -100,7 +141,7 @@ def eval_command(
     k_shot: Annotated[int, typer.Option(min=1, help="Demonstrations for the few-shot methods.")] = 2,
     batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 8,
     data: Annotated[str | None, typer.Option(help="Your own data file in the task's format (one task).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model directory or hub id.")] = None,
+    model: ModelOption = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Write results + every prediction here.")] = None,
     plot: Annotated[str | None, typer.Option(help="Write PNG figures (and their numbers) to this folder.")] = None,
     markdown: Annotated[str | None, typer.Option(help="Write the table as Markdown (with this command).")] = None,

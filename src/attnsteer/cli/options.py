@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import shlex
 import sys
+from typing import Annotated
+
+import typer
 
 from attnsteer.errors import AttnsteerError
+
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", help="An embedded model (gemma-3-270m-q4_k_m, the default; smollm2-135m-instruct, a chat model), "
+    "a model directory or a hub id.")]
+"""The `--model` option every command that loads a model takes."""
 
 
 class OptionError(AttnsteerError):

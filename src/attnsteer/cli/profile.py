@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
+from attnsteer.cli.options import ModelOption
 
 
 @app.command("profile")
@@ -35,8 +36,7 @@ def profile_command(
     scores: Annotated[str | None, typer.Option(help="Write every task's layers x heads scores here (JSON).")]
     = None,
     plot: Annotated[str | None, typer.Option(help="Write Figure 2-style plots (PNG) to this folder.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
-    = None,
+    model: ModelOption = None,
 ) -> None:
     """Rank every attention head on small task subsets and select the heads to steer (PASTA profiling)."""
     from attnsteer.cli.options import comma_separated, command_line

@@ -7,14 +7,13 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import check_heads
+from attnsteer.cli.options import ModelOption, check_heads
 
 
 @app.command()
 @exits_2_on_bad_input
 def serve(
-    model: Annotated[str | None, typer.Option(help="Model directory or hub id (default: embedded Gemma 3 270M).")]
-    = None,
+    model: ModelOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     max_batch: Annotated[int, typer.Option(min=1, help="Rows decoded together in one batch.")] = 8,

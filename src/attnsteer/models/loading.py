@@ -17,8 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.errors import AttnsteerError
-from attnsteer.models.embedded import EMBEDDED_MODEL_ID, load_embedded_tokenizer, prepare_embedded_model
-from attnsteer.steering.install import install
+from attnsteer.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_MODELS, embedded_model, prepare_embedded_model
+from attnsteer.steering.installation import install
 
 # "name" or "org/name", as the hub spells repository ids; anything else that does not exist is a missing path.
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
@@ -34,15 +34,17 @@ def load_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer, in eval mode, with the steered attention installed.
 
-    name_or_path: None or "embedded" for the embedded Gemma 3 270M; else a directory (see
+    name_or_path: None or "embedded" for the embedded Gemma 3 270M; an embedded model's identity
+    (`EMBEDDED_MODELS`: "gemma-3-270m-q4_k_m", "smollm2-135m-instruct"); else a directory (see
     `model_source`) or a hub id loaded the usual transformers way (nothing is downloaded on
     machines without network). Every failure is a one-line ModelLoadError.
     """
-    embedded = name_or_path in (None, "embedded", EMBEDDED_MODEL_ID)
-    source = prepare_embedded_model() if embedded else model_source(name_or_path)  # type: ignore[arg-type]
+    identity = embedded_identity(name_or_path)
+    source = prepare_embedded_model(identity) if identity else model_source(name_or_path)  # type: ignore[arg-type]
     try:
         with quiet_loading():
-            tokenizer = load_embedded_tokenizer(source) if embedded else AutoTokenizer.from_pretrained(source)
+            tokenizer = (embedded_model(identity).load_tokenizer(source) if identity
+                         else AutoTokenizer.from_pretrained(source))
             model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except (OSError, ValueError) as error:
         where = "" if isinstance(source, Path) else " (no such directory here, so it was read as a hub id)"
@@ -50,6 +52,13 @@ def load_model(
     model.to(device).eval()
     install(model)
     return model, tokenizer
+
+
+def embedded_identity(name_or_path: str | Path | None) -> str | None:
+    """The embedded model `name_or_path` names (None and "embedded" mean the default), else None."""
+    if name_or_path in (None, "embedded"):
+        return EMBEDDED_MODEL_ID
+    return name_or_path if isinstance(name_or_path, str) and name_or_path in EMBEDDED_MODELS else None
 
 
 def model_source(name_or_path: str | Path) -> Path | str:

@@ -40,14 +40,19 @@ def validation_param(error: dict) -> str | None:
     return text or None
 
 
+MAX_REASONS = 3  # a union over a 10,000-item list reports one reason per item and member: say a few
+
+
 def validation_message(errors: list[dict], param: str | None) -> str:
-    """Every reason the value of `param` was refused (a union reports one per member)."""
+    """The reasons the value of `param` was refused (a union reports one per member), at most MAX_REASONS."""
     reasons = []
     for error in errors:
         where = validation_param(error)
         if param and where and where.startswith(param):
             reasons.append(f"{where}: {error.get('msg')}")
-    return " or ".join(dict.fromkeys(reasons)) or str(errors[0].get("msg"))
+    reasons = list(dict.fromkeys(reasons))
+    more = f" (and {len(reasons) - MAX_REASONS} more)" if len(reasons) > MAX_REASONS else ""
+    return " or ".join(reasons[:MAX_REASONS]) + more if reasons else str(errors[0].get("msg"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

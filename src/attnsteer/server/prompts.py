@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from attnsteer.chat import chat_prompt
 from attnsteer.errors import AttnsteerError, EmptyPromptError, MarkupError, SpanError
 from attnsteer.heads.head_config import HeadConfig
 from attnsteer.model_info import model_shape
-from attnsteer.server.chat_template import render_chat
 from attnsteer.server.schemas import (
+    MAX_EMPHASIS_ENTRIES,
     AttentionRequest,
     CharSpanField,
     ChatCompletionRequest,
@@ -29,8 +30,6 @@ from attnsteer.spans import (
     CharSpan,
     MarkedText,
     encode_marked,
-    find_substring_spans,
-    merge_spans,
     resolve_emphasis,
 )
 from attnsteer.steerer import Steerer
@@ -157,8 +156,11 @@ def _per_prompt_emphasis(request: CompletionRequest, count: int) -> list[list[Em
         return [None] * count
     nested = bool(emphasis) and all(isinstance(item, list) for item in emphasis)
     if isinstance(request.prompt, str):
-        if nested:
+        if any(isinstance(item, list) for item in emphasis):
             raise RequestError("emphasis", "emphasis: one prompt takes a flat list of substrings/spans")
+        if len(emphasis) > MAX_EMPHASIS_ENTRIES:
+            raise RequestError("emphasis", f"emphasis: {len(emphasis)} entries; give at most {MAX_EMPHASIS_ENTRIES} "
+                                           "substrings/spans per prompt")
         return [emphasis]  # type: ignore[list-item]
     if not nested or len(emphasis) != count:
         raise RequestError("emphasis", f"emphasis: with {count} prompts give {count} lists, one per prompt")
@@ -168,7 +170,6 @@ def _per_prompt_emphasis(request: CompletionRequest, count: int) -> list[list[Em
 def prepare_chat(request: ChatCompletionRequest, steerer: Steerer, settings: ServerSettings) -> PreparedPrompt:
     """Resolve emphasis in each message, apply the chat template, shift the spans into the rendered prompt."""
     check_sizes([message.text() for message in request.messages], "messages", settings)
-    max_prompt_tokens = settings.max_prompt_tokens
     contents = []
     for index, message in enumerate(request.messages):
         param = f"messages[{index}].content"
@@ -177,28 +178,12 @@ def prepare_chat(request: ChatCompletionRequest, steerer: Steerer, settings: Ser
             contents.append(MarkedText(text))
             continue
         contents.append(resolve_text(text, message.emphasis, request.emphasis_markup, param))
-    contents = _add_substrings(contents, request.emphasis or [])
-    chat = render_chat(steerer.tokenizer, [m.role for m in request.messages], [c.text for c in contents])
-    spans = [CharSpan(start + span.start, start + span.end) for start, item in zip(chat.offsets, contents, strict=True)
-             for span in item.spans]
-    marked = MarkedText(chat.text, tuple(merge_spans(spans)))
-    steering = steering_for(request, steerer, bool(spans))
-    ids, mask = tokenize(steerer.tokenizer, marked, max_prompt_tokens, "messages", chat.control_spans())
-    return PreparedPrompt(chat.text, ids, mask, steering, stop_list(request.stop) + chat.stop)
-
-
-def _add_substrings(contents: list[MarkedText], substrings: list[str]) -> list[MarkedText]:
-    """Each top-level substring emphasises its first occurrence in the first message containing it."""
-    contents = list(contents)
-    for substring in substrings:
-        for index, item in enumerate(contents):
-            if substring and substring in item.text:
-                found = find_substring_spans(item.text, [substring], "first")
-                contents[index] = MarkedText(item.text, tuple(merge_spans([*item.spans, *found])))
-                break
-        else:
-            raise RequestError("emphasis", f"emphasis: {substring!r} occurs in no message content")
-    return contents
+    with blame("emphasis"):
+        prompt = chat_prompt(steerer.tokenizer, [m.role for m in request.messages], contents, request.emphasis or [])
+    steering = steering_for(request, steerer, bool(prompt.marked.spans))
+    ids, mask = tokenize(steerer.tokenizer, prompt.marked, settings.max_prompt_tokens, "messages",
+                         prompt.rendered.control_spans())
+    return PreparedPrompt(prompt.marked.text, ids, mask, steering, stop_list(request.stop) + prompt.rendered.stop)
 
 
 def prepare_attention(request: AttentionRequest, steerer: Steerer, settings: ServerSettings) -> PreparedPrompt:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_EMPHASIS_ENTRIES = 64  # substrings / spans per prompt or message: enough for any real emphasis, cheap to find
+MAX_EMPHASIS_LISTS = 1024  # one emphasis list per prompt of a request (prompts are bounded by the queue's size)
 MAX_SEED = 2**63 - 1  # what torch.Generator.manual_seed takes as a non-negative seed
 
 
@@ -74,7 +75,9 @@ class SamplingFields(Strict):
 
 class CompletionRequest(SamplingFields, SteeringFields):
     prompt: Text | list[Text]
-    emphasis: EmphasisList | list[EmphasisList] | None = Field(
+    # One flat list, or one list per prompt: a single list type (not a union of the two), so a huge flat list
+    # fails once, on its length, instead of once per item for the other union member.
+    emphasis: Annotated[list[EmphasisField | EmphasisList], Field(max_length=MAX_EMPHASIS_LISTS)] | None = Field(
         None, description="Substrings or {start, end} spans; with a list of prompts, one list per prompt."
     )
     echo: Literal[False] = False

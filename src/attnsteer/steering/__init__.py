@@ -14,8 +14,8 @@ from attnsteer.lazy import lazy_exports
 _EXPORTS = {
     "RowSteering": "attnsteer.steering.config", "SteeringConfig": "attnsteer.steering.config",
     "SteeringMode": "attnsteer.steering.config", "SteeringState": "attnsteer.steering.state",
-    "active_state": "attnsteer.steering.state", "install": "attnsteer.steering.install",
-    "installed": "attnsteer.steering.install", "uninstall": "attnsteer.steering.install",
+    "active_state": "attnsteer.steering.state", "install": "attnsteer.steering.installation",
+    "installed": "attnsteer.steering.installation", "uninstall": "attnsteer.steering.installation",
     "prepare_state": "attnsteer.steering.activation", "reading_attention": "attnsteer.steering.activation",
     "steered": "attnsteer.steering.activation",
 }
@@ -26,5 +26,5 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from attnsteer.steering.activation import prepare_state, reading_attention, steered
     from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
-    from attnsteer.steering.install import install, installed, uninstall
+    from attnsteer.steering.installation import install, installed, uninstall
     from attnsteer.steering.state import SteeringState, active_state

@@ -19,7 +19,7 @@ import torch
 from attnsteer.model_info import model_shape
 from attnsteer.steering.bias import head_weights, token_bias
 from attnsteer.steering.config import RowSteering
-from attnsteer.steering.install import installed
+from attnsteer.steering.installation import installed
 from attnsteer.steering.state import AttentionReadout, SteeringState, activate, activate_readout
 
 

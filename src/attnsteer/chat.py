@@ -1,0 +1,132 @@
+"""Chat messages with emphasis -> one prompt: the one path the library (`Steerer.chat`), the CLI and the
+server's chat endpoint share.
+
+Each message's emphasis (substrings, char spans or `**markup**`) is resolved inside the message; the
+chat template is applied; the spans are shifted to where the template put each message; the prompt is
+then tokenised with the messages as text and only the template's own markers as control tokens
+(`spans.encode_marked`), so a message cannot close its turn.
+
+A tokenizer with a chat template uses it. Base models have none (the embedded Gemma 3 270M is a
+base model); they get the plain template below, and generation stops where the model starts a new
+turn:
+
+    System: {content}\\n\\n        (for each message, in order; roles User / Assistant likewise)
+    User: {content}\\n\\n
+    Assistant:
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from attnsteer.errors import AttnsteerError, SpanError
+from attnsteer.spans import CharSpan, MarkedText, encode_marked, find_substring_spans, merge_spans
+
+__all__ = ["ROLES", "ChatPrompt", "RenderedChat", "add_substrings", "chat_prompt", "render_chat", "render_plain"]
+
+ROLES = ("system", "user", "assistant")
+
+PLAIN_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+PLAIN_STOPS = ("\nUser:", "\nSystem:", "\nAssistant:")
+
+
+@dataclass(frozen=True)
+class RenderedChat:
+    """text: the prompt; offsets[i] / lengths[i]: where message i's content starts in it and how long it is;
+    stop: strings ending the reply; has_special_tokens: the template writes its own control tokens."""
+
+    text: str
+    offsets: tuple[int, ...]
+    lengths: tuple[int, ...]
+    stop: tuple[str, ...]
+    has_special_tokens: bool
+
+    def control_spans(self) -> tuple[CharSpan, ...]:
+        """The template's own text (everything but the message contents), where control tokens count as such;
+        empty for a template that writes none (then the whole prompt is tokenised as text)."""
+        if not self.has_special_tokens:
+            return ()
+        spans, cursor = [], 0
+        for start, length in zip(self.offsets, self.lengths, strict=True):
+            if start > cursor:
+                spans.append(CharSpan(cursor, start))
+            cursor = start + length
+        if cursor < len(self.text):
+            spans.append(CharSpan(cursor, len(self.text)))
+        return tuple(spans)
+
+
+def render_plain(roles: list[str], contents: list[str]) -> RenderedChat:
+    """The plain template for tokenizers without one (see the module docstring)."""
+    parts, offsets, length = [], [], 0
+    for role, content in zip(roles, contents, strict=True):
+        head = f"{PLAIN_ROLE_NAMES[role]}: "
+        offsets.append(length + len(head))
+        part = f"{head}{content}\n\n"
+        parts.append(part)
+        length += len(part)
+    lengths = tuple(len(content) for content in contents)
+    return RenderedChat("".join(parts) + "Assistant:", tuple(offsets), lengths, PLAIN_STOPS, False)
+
+
+def render_chat(tokenizer: Any, roles: list[str], contents: list[str]) -> RenderedChat:
+    """The tokenizer's chat template if it has one (contents located in order), else the plain template."""
+    if not getattr(tokenizer, "chat_template", None):
+        return render_plain(roles, contents)
+    messages = [{"role": role, "content": content} for role, content in zip(roles, contents, strict=True)]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    offsets, cursor = [], 0
+    for index, content in enumerate(contents):
+        start = text.find(content, cursor)
+        if start < 0:
+            raise AttnsteerError(f"the chat template changed the content of message {index}; cannot place its spans")
+        offsets.append(start)
+        cursor = start + len(content)
+    return RenderedChat(text, tuple(offsets), tuple(len(content) for content in contents), (), True)
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    """A chat rendered to one prompt: `marked` holds the prompt text and every message's emphasis,
+    shifted into it; `rendered` says where the messages are and how the reply stops."""
+
+    marked: MarkedText
+    rendered: RenderedChat
+
+    def encode(self, tokenizer: Any) -> tuple[list[int], list[bool]]:
+        """Token ids and emphasis flags: messages as text, the template's markers as control tokens."""
+        control = self.rendered.control_spans()
+        return encode_marked(tokenizer, self.marked, add_special_tokens=not control, control_spans=control)
+
+
+def chat_prompt(tokenizer: Any, roles: Sequence[str], contents: Sequence[MarkedText],
+                substrings: Sequence[str] = ()) -> ChatPrompt:
+    """Apply the chat template to messages whose emphasis is already resolved.
+
+    contents: each message's clean text with its char spans (`spans.resolve_emphasis`).
+    substrings: more emphasis, each the first occurrence in the first message containing it.
+    """
+    bad = [role for role in roles if role not in ROLES]
+    if bad:
+        raise AttnsteerError(f"message role {bad[0]!r} is not allowed; use one of {', '.join(ROLES)}")
+    contents = add_substrings(list(contents), substrings)
+    rendered = render_chat(tokenizer, list(roles), [item.text for item in contents])
+    spans = [CharSpan(start + span.start, start + span.end)
+             for start, item in zip(rendered.offsets, contents, strict=True) for span in item.spans]
+    return ChatPrompt(MarkedText(rendered.text, tuple(merge_spans(spans))), rendered)
+
+
+def add_substrings(contents: list[MarkedText], substrings: Sequence[str]) -> list[MarkedText]:
+    """Each substring emphasises its first occurrence in the first message containing it."""
+    contents = list(contents)
+    for substring in substrings:
+        for index, item in enumerate(contents):
+            if substring and substring in item.text:
+                found = find_substring_spans(item.text, [substring], "first")
+                contents[index] = MarkedText(item.text, tuple(merge_spans([*item.spans, *found])))
+                break
+        else:
+            raise SpanError(f"{substring!r} occurs in no message content")
+    return contents

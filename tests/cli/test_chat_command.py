@@ -1,0 +1,39 @@
+"""`attnsteer chat`: the same reply as `Steerer.chat`; bad input exits 2 before any model loads."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from attnsteer import Steerer, load_model
+from attnsteer.cli.main import app
+
+SYSTEM = "Answer the occupation of the person and generate the answer as json format."
+USER = "She is a nurse who works at the hospital."
+
+
+def test_chat_equals_the_library(model_dir):
+    args = ["chat", "--system", SYSTEM, "--user", USER, "-e", "json format", "--heads", "1",
+            "--max-new-tokens", "6", "--model", str(model_dir)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    steerer = Steerer(*load_model(str(model_dir)), heads="1")
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": USER}]
+    expected = steerer.chat(messages, substrings=["json format"], max_new_tokens=6)
+    assert result.stdout == expected + "\n"
+    compared = CliRunner().invoke(app, [*args, "--compare"])
+    assert compared.exit_code == 0 and expected in compared.stdout
+    assert steerer.chat(messages, substrings=["json format"], max_new_tokens=6, steer=False) in compared.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--user", USER], "nothing is emphasised"),
+    (["--user", USER, "-e", "a doctor"], "'a doctor' occurs in no message content"),
+    (["--user", "a **b"], "**"),
+    (["--user", "**x**", "--alpha", "0"], "alpha must be in (0, 1]"),
+])
+def test_bad_chat_input_exits_2_before_loading(monkeypatch, args, message):
+    monkeypatch.setattr("attnsteer.models.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    result = CliRunner().invoke(app, ["chat", *args, "--model", "/never/loaded"])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1
