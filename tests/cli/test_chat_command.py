@@ -37,3 +37,11 @@ def test_bad_chat_input_exits_2_before_loading(monkeypatch, args, message):
     result = CliRunner().invoke(app, ["chat", *args, "--model", "/never/loaded"])
     assert result.exit_code == 2, result.output
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_the_comparison_caption_summarises_many_heads():
+    from attnsteer.cli.main import describe_heads
+    from attnsteer.heads import HeadConfig
+
+    assert describe_heads(HeadConfig.parse("11.2,12.0")) == "heads 11.2,12.0"
+    assert describe_heads(HeadConfig.parse("all", 30, 9)) == "270 heads in 30 layers"

@@ -6,12 +6,15 @@ import importlib
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from attnsteer.cli.options import ModelOption, OptionError, check_heads, comma_separated, command_line
 from attnsteer.errors import AttnsteerError, NoEmphasisError
+
+if TYPE_CHECKING:
+    from attnsteer.heads import HeadConfig
 
 app = typer.Typer(help="Tell a language model where to attend (PASTA attention steering).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -78,7 +81,7 @@ def generate(
         typer.echo(steered)
         return
     plain = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens, steer=False)
-    print_comparison(plain, steered, f"heads {steerer.heads}, alpha {alpha}, {mode}")
+    print_comparison(plain, steered, f"{describe_heads(steerer.heads)}, alpha {alpha}, {mode}")
 
 
 @app.command()
@@ -120,7 +123,7 @@ def chat(
         typer.echo(steered)
         return
     plain = steerer.chat(messages, steer=False, **options)
-    print_comparison(plain, steered, f"heads {steerer.heads}, alpha {alpha}, {mode}")
+    print_comparison(plain, steered, f"{describe_heads(steerer.heads)}, alpha {alpha}, {mode}")
 
 
 @app.command("eval")
@@ -214,6 +217,13 @@ def write_plots(folder: str, header: list[str], rows: list[list[str]], report) -
                "num_heads_sweep": report.num_heads_sweep}
     (out / "figures.json").write_text(json.dumps(numbers, indent=1) + "\n")
     typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
+
+
+def describe_heads(heads: HeadConfig) -> str:
+    """"heads 11.2,12.0" for a few heads; "270 heads in 30 layers" for many (a caption, not a listing)."""
+    if heads.num_heads_steered <= 8:
+        return f"heads {heads}"
+    return f"{heads.num_heads_steered} heads in {len(heads.layers)} layers"
 
 
 def print_comparison(plain: str, steered: str, caption: str) -> None:
