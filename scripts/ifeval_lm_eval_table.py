@@ -46,14 +46,24 @@ def emphasis_line(log: Path) -> str:
     return found[-1].removeprefix("attnsteer: ") if found else ""
 
 
+def prompt_format(results: dict) -> str:
+    """A line naming the chat template and system instruction lm-eval applied (empty for plain prompts)."""
+    if not results.get("chat_template"):
+        return ""
+    system = results.get("system_instruction")
+    return (f"Prompts through the model's chat template (sha256 {str(results.get('chat_template_sha'))[:12]}), "
+            f"system instruction {system!r}, few-shot as multi-turn: {results.get('fewshot_as_multiturn')}.")
+
+
 def main(out: Path) -> None:
     print("| run | model_args | n | " + " | ".join(METRICS) + " |")
     print("|---|---|---|" + "---|" * len(METRICS))
-    notes = []
+    notes, formats = [], set()
     for name, title in RUNS.items():
         if not (out / name).exists():
             continue
         results = latest_results(out / name)
+        formats.add(prompt_format(results))
         task = results["results"]["ifeval_local"]
         count = results["n-samples"]["ifeval_local"]["effective"]
         cells = [f"{100 * task[f'{metric},none']:.1f}" for metric in METRICS]
@@ -62,6 +72,8 @@ def main(out: Path) -> None:
     print()
     print("Accuracies in %. Emphasis per run (from the run's log):")
     print("\n".join(notes))
+    for line in sorted(line for line in formats if line):
+        print(line)
     base = strict_outcomes(out / "zero_shot")
     paired = [paired_line(name, strict_outcomes(out / name), base) for name in RUNS
               if name != "zero_shot" and (out / name).exists() and base]

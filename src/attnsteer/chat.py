@@ -17,6 +17,7 @@ turn:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,12 @@ from typing import Any
 from attnsteer.errors import AttnsteerError, SpanError
 from attnsteer.spans import CharSpan, MarkedText, encode_marked, find_substring_spans, merge_spans
 
-__all__ = ["ROLES", "ChatPrompt", "RenderedChat", "add_substrings", "chat_prompt", "render_chat", "render_plain"]
+__all__ = ["CHAT_MODES", "ROLES", "ChatPrompt", "RenderedChat", "add_substrings", "chat_prompt",
+           "chat_with_demonstrations", "has_chat_template", "render_chat", "render_plain", "resolve_chat"]
 
 ROLES = ("system", "user", "assistant")
+
+CHAT_MODES = ("auto", "on", "off")
 
 PLAIN_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 PLAIN_STOPS = ("\nUser:", "\nSystem:", "\nAssistant:")
@@ -58,6 +62,19 @@ class RenderedChat:
         return tuple(spans)
 
 
+def resolve_chat(mode: str, tokenizer: Any) -> bool:
+    """Whether task prompts go through a chat template: "auto" when the tokenizer has one, "on" always (the
+    plain template below for a tokenizer without one), "off" never."""
+    if mode not in CHAT_MODES:
+        raise AttnsteerError(f"chat mode {mode!r} is not one of {', '.join(CHAT_MODES)}")
+    return mode == "on" or (mode == "auto" and has_chat_template(tokenizer))
+
+
+def has_chat_template(tokenizer: Any) -> bool:
+    """Whether the tokenizer brings its own chat template (else `render_plain` is used)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
 def render_plain(roles: list[str], contents: list[str]) -> RenderedChat:
     """The plain template for tokenizers without one (see the module docstring)."""
     parts, offsets, length = [], [], 0
@@ -72,11 +89,37 @@ def render_plain(roles: list[str], contents: list[str]) -> RenderedChat:
 
 
 def render_chat(tokenizer: Any, roles: list[str], contents: list[str]) -> RenderedChat:
-    """The tokenizer's chat template if it has one (contents located in order), else the plain template."""
-    if not getattr(tokenizer, "chat_template", None):
+    """The tokenizer's chat template if it has one, else the plain template.
+
+    Each message is placed by rendering the template once more with a private-use placeholder per
+    message: a default system prompt or a short message that also occurs in the template's own text
+    cannot be mistaken for the message. A template that rewrites contents (e.g. trims them) falls back
+    to finding each content in order.
+    """
+    if not has_chat_template(tokenizer):
         return render_plain(roles, contents)
+    text = _apply_template(tokenizer, roles, contents)
+    placeholders = [f"\ue000{index}\ue001" for index in range(len(contents))]
+    pieces = re.split("(\ue000\\d+\ue001)", _apply_template(tokenizer, roles, placeholders))
+    if "".join(contents[placeholders.index(p)] if p in placeholders else p for p in pieces) == text:
+        offsets, cursor = [], 0
+        for piece in pieces:
+            if piece in placeholders:
+                offsets.append(cursor)
+                piece = contents[placeholders.index(piece)]
+            cursor += len(piece)
+    else:
+        offsets = _find_in_order(text, contents)
+    return RenderedChat(text, tuple(offsets), tuple(len(content) for content in contents), (), True)
+
+
+def _apply_template(tokenizer: Any, roles: list[str], contents: list[str]) -> str:
     messages = [{"role": role, "content": content} for role, content in zip(roles, contents, strict=True)]
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def _find_in_order(text: str, contents: list[str]) -> list[int]:
+    """Where each content starts in `text`, searched in order."""
     offsets, cursor = [], 0
     for index, content in enumerate(contents):
         start = text.find(content, cursor)
@@ -84,7 +127,7 @@ def render_chat(tokenizer: Any, roles: list[str], contents: list[str]) -> Render
             raise AttnsteerError(f"the chat template changed the content of message {index}; cannot place its spans")
         offsets.append(start)
         cursor = start + len(content)
-    return RenderedChat(text, tuple(offsets), tuple(len(content) for content in contents), (), True)
+    return offsets
 
 
 @dataclass(frozen=True)
@@ -116,6 +159,15 @@ def chat_prompt(tokenizer: Any, roles: Sequence[str], contents: Sequence[MarkedT
     spans = [CharSpan(start + span.start, start + span.end)
              for start, item in zip(rendered.offsets, contents, strict=True) for span in item.spans]
     return ChatPrompt(MarkedText(rendered.text, tuple(merge_spans(spans))), rendered)
+
+
+def chat_with_demonstrations(tokenizer: Any, prompt: MarkedText,
+                             demonstrations: Sequence[tuple[str, str]] = ()) -> ChatPrompt:
+    """A task prompt as the last user message, each (prompt, answer) demonstration one user / assistant
+    exchange before it (answers stripped: a reply starts its own turn). Used by evaluation and profiling."""
+    roles = ["user", "assistant"] * len(demonstrations) + ["user"]
+    contents = [MarkedText(text) for demo, answer in demonstrations for text in (demo, answer.strip())]
+    return chat_prompt(tokenizer, roles, [*contents, prompt])
 
 
 def add_substrings(contents: list[MarkedText], substrings: Sequence[str]) -> list[MarkedText]:

@@ -33,6 +33,8 @@ from attnsteer.steering.state import SteeringState
 if TYPE_CHECKING:
     from attnsteer.context import SteeredContext
 
+Prompt = str | MarkedText | ChatPrompt  # what `encode`, `generate` and `score_candidates` take
+
 
 @dataclass
 class EncodedPrompts:
@@ -102,12 +104,25 @@ class Steerer:
         return RowSteering(self.heads, self.config)
 
     # ----- encoding ------------------------------------------------------------------------------
-    def encode(self, prompts: str | Sequence[str], emphasize: Any = None) -> EncodedPrompts:
-        """Resolve markup/substrings/char spans and tokenise (left padding)."""
-        if isinstance(prompts, str):
+    def encode(self, prompts: Prompt | Sequence[Prompt], emphasize: Any = None) -> EncodedPrompts:
+        """Resolve markup/substrings/char spans and tokenise (left padding).
+
+        prompts: strings (their emphasis from `emphasize` or markup), or prompts that carry their own
+        emphasis: `MarkedText` (clean text + char spans) and `ChatPrompt` (a chat through its template,
+        markers tokenised as control tokens); `emphasize` is then not given.
+        """
+        if isinstance(prompts, (str, MarkedText, ChatPrompt)):
             prompts, emphasize = [prompts], _single_prompt_emphasis(emphasize)
-        marked = resolve_batch(prompts, emphasize, markup=self.markup, occurrence=self.occurrence)
-        return self._batch([encode_marked(self.tokenizer, item) for item in marked], marked)
+        prompts = list(prompts)
+        if all(isinstance(prompt, str) for prompt in prompts):
+            marked = resolve_batch(prompts, emphasize, markup=self.markup, occurrence=self.occurrence)
+            return self._batch([encode_marked(self.tokenizer, item) for item in marked], marked)
+        if emphasize is not None or any(isinstance(prompt, str) for prompt in prompts):
+            raise SpanError("give prompts as strings (with emphasize= or markup), or all as MarkedText / ChatPrompt, "
+                            "which carry their own emphasis; not mixed, and no emphasize= with them")
+        rows = [prompt.encode(self.tokenizer) if isinstance(prompt, ChatPrompt) else
+                encode_marked(self.tokenizer, prompt) for prompt in prompts]
+        return self._batch(rows, [prompt.marked if isinstance(prompt, ChatPrompt) else prompt for prompt in prompts])
 
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]], emphasize: Sequence[Any] | None = None,
                     substrings: Sequence[str] = ()) -> ChatPrompt:
@@ -159,16 +174,21 @@ class Steerer:
 
     # ----- generation ----------------------------------------------------------------------------
     def generate(
-        self, prompts: str | Sequence[str], emphasize: Any = None, max_new_tokens: int = 32,
+        self, prompts: Prompt | Sequence[Prompt], emphasize: Any = None, max_new_tokens: int = 32,
         steer: bool = True, **generate_kwargs: Any,
     ) -> str | list[str]:
         """Greedy generation (unless overridden); returns the new text only, one string per prompt.
 
         emphasize: None (read `**markup**`), one substring, or one list per prompt of substrings /
         (start, end) character offsets. steer=False runs the plain model on the same clean text.
+        Prompts may also be `MarkedText` / `ChatPrompt` (see `encode`); a ChatPrompt's reply ends
+        where its template says (`RenderedChat.stop`).
         """
-        texts = self._generate(self.encode(prompts, emphasize), max_new_tokens, steer, (), generate_kwargs)
-        return texts[0] if isinstance(prompts, str) else texts
+        single = isinstance(prompts, (str, MarkedText, ChatPrompt))
+        rows = [prompts] if single else list(prompts)
+        stop = tuple(dict.fromkeys(s for p in rows if isinstance(p, ChatPrompt) for s in p.rendered.stop))
+        texts = self._generate(self.encode(prompts, emphasize), max_new_tokens, steer, stop, generate_kwargs)
+        return texts[0] if single else texts
 
     def chat(
         self, messages: Sequence[Mapping[str, Any]], emphasize: Sequence[Any] | None = None,
@@ -236,7 +256,7 @@ class Steerer:
         return scores
 
     def score_candidates(
-        self, prompt: str, candidates: Sequence[str], emphasize: Any = None, steer: bool = True,
+        self, prompt: Prompt, candidates: Sequence[str], emphasize: Any = None, steer: bool = True,
     ) -> list[tuple[float, int]]:
         """(sum log-prob in nats, number of tokens) of each candidate continuation of one prompt.
 

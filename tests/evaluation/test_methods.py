@@ -6,6 +6,7 @@ from attnsteer.errors import AttnsteerError
 from attnsteer.evaluation.methods import (
     EvalMethod,
     UnknownMethodError,
+    continuation,
     expand_methods,
     get_method,
     method_names,
@@ -14,7 +15,7 @@ from attnsteer.evaluation.methods import (
     render,
     wrap_spans,
 )
-from attnsteer.spans import CharSpan
+from attnsteer.spans import CharSpan, MarkedText
 from attnsteer.tasks import Example
 
 EXAMPLE = Example(id="x", kind="score", prompt="Old fact. New fact. Question", emphasis=(CharSpan(10, 19),),
@@ -54,15 +55,25 @@ def test_each_method_is_registered_once_with_what_it_does():
 
 
 def test_renderings():
-    assert render("zero-shot", EXAMPLE).text == EXAMPLE.prompt and render("zero-shot", EXAMPLE).emphasis is None
-    assert render("marked-star", EXAMPLE).text == "Old fact. *New fact.* Question"
-    assert render("marked-quote", EXAMPLE).text == 'Old fact. "New fact." Question'
-    steered = render("pasta", EXAMPLE)
-    assert steered.text[steered.emphasis[0].start : steered.emphasis[0].end] == "New fact."
-    few = render("few-shot+pasta", EXAMPLE, [DEMO])
+    assert render("zero-shot", EXAMPLE).plain() == MarkedText(EXAMPLE.prompt)
+    assert render("zero-shot", EXAMPLE).emphasis is None
+    assert render("marked-star", EXAMPLE).plain().text == "Old fact. *New fact.* Question"
+    assert render("marked-quote", EXAMPLE).plain().text == 'Old fact. "New fact." Question'
+    steered = render("pasta", EXAMPLE).plain()
+    assert steered.text[steered.spans[0].start : steered.spans[0].end] == "New fact."
+    few = render("few-shot+pasta", EXAMPLE, [DEMO]).plain()
     assert few.text == "Demo prompt ok\n\nOld fact. New fact. Question"
-    assert few.text[few.emphasis[0].start : few.emphasis[0].end] == "New fact."
+    assert few.text[few.spans[0].start : few.spans[0].end] == "New fact."
     assert render("few-shot", EXAMPLE, [DEMO]).emphasis is None
+
+
+def test_chat_rendering_puts_demonstrations_in_turns_and_emphasis_in_the_last_user_message(chat_tokenizer):
+    chat = render("few-shot+pasta", EXAMPLE, [DEMO]).chat(chat_tokenizer)
+    text = chat.marked.text
+    assert text.count("<|im_start|>user\n") == 2 and "<|im_start|>assistant\nok<|im_end|>" in text
+    assert [text[span.start : span.end] for span in chat.marked.spans] == ["New fact."]
+    assert text.index("New fact.") > text.index("Demo prompt")
+    assert continuation(" Paris", chat=True) == "Paris" and continuation(" Paris", chat=False) == " Paris"
 
 
 def test_wrap_several_spans_and_demonstrations_are_seeded():

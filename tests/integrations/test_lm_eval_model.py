@@ -155,13 +155,13 @@ def test_batch_size_auto_uses_max_batch_size_and_the_device_reaches_load_model(m
 def test_a_device_this_machine_lacks_falls_back_to_cpu(monkeypatch, caplog):
     import torch
 
-    from attnsteer.integrations import lm_eval_model
+    from attnsteer.integrations.lm_eval_arguments import resolve_device
 
     def unavailable(*args, device=None, **kwargs):
         raise AssertionError("Torch not compiled with CUDA enabled")
 
     monkeypatch.setattr(torch, "empty", unavailable)
-    assert lm_eval_model._resolve_device("cuda:0") == "cpu"
+    assert resolve_device("cuda:0") == "cpu"
     assert "device cuda:0 is not available here" in caplog.text
 
 

@@ -117,10 +117,22 @@ def test_items_longer_than_a_sliding_window_are_not_batched(tokenizer):
     assert len(group_items(items, variants=1)) < 3
 
 
-def test_examples_whose_candidates_share_a_first_token_are_skipped(tokenizer):
+def test_examples_whose_gold_shares_a_first_token_are_skipped_and_other_shared_starts_count_once(tokenizer):
     same_start = Example(id="toy/same", kind="score", prompt=PROMPT, emphasis=(SPAN,), answer=" Rome",
                          candidates=(" Rome", " Rome is"), gold=0)
     kept = make_item(score_example(), tokenizer)  # distinct first tokens: kept, gold's first token first
     rome, paris = (tokenizer(candidate, add_special_tokens=False)["input_ids"][0] for candidate in (" Rome", " Paris"))
     assert kept is not None and kept.targets == (rome, paris) and rome != paris
     assert make_item(same_start, tokenizer) is None
+    others_share = Example(id="toy/others", kind="score", prompt=PROMPT, emphasis=(SPAN,), answer=" Paris",
+                           candidates=(" Paris", " Rome", " Rome is"), gold=0)
+    assert make_item(others_share, tokenizer).targets == (paris, rome)
+
+
+def test_chat_items_read_the_template_and_answer_without_the_leading_space(chat_tokenizer):
+    example = score_example()
+    item = make_item(example, chat_tokenizer, chat=True)
+    text = chat_tokenizer.decode(item.input_ids)
+    assert "<|im_start|>user\nPreviously" in text and text.endswith("<|im_start|>assistant\n")
+    assert chat_tokenizer.decode(item.input_ids[item.emphasis_mask]).strip() == example.emphasised()[0].strip()
+    assert item.targets[0] == chat_tokenizer("Rome", add_special_tokens=False)["input_ids"][0]

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from attnsteer.cli.options import ModelOption, OptionError, check_heads, comma_separated, command_line
+from attnsteer.cli.options import (
+    ChatOption,
+    ModelOption,
+    OptionError,
+    check_chat,
+    check_heads,
+    comma_separated,
+    command_line,
+)
 from attnsteer.errors import AttnsteerError, NoEmphasisError
 
 if TYPE_CHECKING:
@@ -145,6 +153,7 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 8,
     data: Annotated[str | None, typer.Option(help="Your own data file in the task's format (one task).")] = None,
     model: ModelOption = None,
+    chat: ChatOption = "auto",
     json_out: Annotated[str | None, typer.Option("--json", help="Write results + every prediction here.")] = None,
     plot: Annotated[str | None, typer.Option(help="Write PNG figures (and their numbers) to this folder.")] = None,
     markdown: Annotated[str | None, typer.Option(help="Write the table as Markdown (with this command).")] = None,
@@ -168,14 +177,19 @@ def eval_command(
         raise OptionError("--data goes with exactly one --task")
     check_evaluation(tasks, methods, split=split, limit=limit, data_file=data)
     check_heads(heads)
+    check_chat(chat)
+    from attnsteer.chat import resolve_chat
     from attnsteer.evaluation import results_table, run_evaluation, write_json
     from attnsteer.models import load_model
 
     loaded, tokenizer = load_model(model)
+    templated = resolve_chat(chat, tokenizer)
     report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, steering=steering, num_heads=counts,
-                            limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data)
+                            limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data,
+                            chat=templated)
     header, rows = results_table(report.results)
-    print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, model {model or 'embedded'}")
+    print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, model {model or 'embedded'}"
+                + (", chat template" if templated else ""))
     sweeps = {"alpha_sweep": report.alpha_sweep, "num_heads_sweep": report.num_heads_sweep}
     if json_out:
         write_json(report.results, json_out, {"sweeps": sweeps, "table": {"header": header, "rows": rows}})

@@ -15,6 +15,11 @@ ModelOption = Annotated[str | None, typer.Option(
     "a model directory or a hub id.")]
 """The `--model` option every command that loads a model takes."""
 
+ChatOption = Annotated[str, typer.Option(
+    "--chat", help="Task prompts through the model's chat template: auto (when the tokenizer has one), on "
+    "(a plain System/User/Assistant template for a model without one) or off.")]
+"""The `--chat` option of `eval` and `profile` (`attnsteer.chat.resolve_chat`)."""
+
 
 class OptionError(AttnsteerError):
     """A command-line option's value cannot be parsed, or does not go with the other options."""
@@ -36,6 +41,15 @@ def check_heads(spec: str | None) -> None:
         from attnsteer.heads import read_head_file
 
         read_head_file(spec)
+
+
+def check_chat(mode: str) -> str:
+    """A --chat value, checked before any model loads."""
+    from attnsteer.chat import CHAT_MODES
+
+    if mode not in CHAT_MODES:
+        raise OptionError(f"--chat takes one of {', '.join(CHAT_MODES)}, got {mode!r}")
+    return mode
 
 
 def command_line() -> str:

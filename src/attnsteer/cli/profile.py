@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import ModelOption
+from attnsteer.cli.options import ChatOption, ModelOption
 
 
 @app.command("profile")
@@ -37,9 +38,11 @@ def profile_command(
     = None,
     plot: Annotated[str | None, typer.Option(help="Write Figure 2-style plots (PNG) to this folder.")] = None,
     model: ModelOption = None,
+    chat: ChatOption = "auto",
 ) -> None:
     """Rank every attention head on small task subsets and select the heads to steer (PASTA profiling)."""
-    from attnsteer.cli.options import comma_separated, command_line
+    from attnsteer.chat import resolve_chat
+    from attnsteer.cli.options import check_chat, comma_separated, command_line
     from attnsteer.profiling.config import ProfileConfig
     from attnsteer.steering.config import SteeringConfig
 
@@ -50,10 +53,12 @@ def profile_command(
         k_grid=tuple(comma_separated(k_grid, "--k-grid", int)), n_valid=n_valid,
         steering=SteeringConfig(alpha=alpha), top_layers=top_layers,
     )
+    check_chat(chat)
     from attnsteer.models import load_model
     from attnsteer.profiling import profile_heads
 
     loaded, tokenizer = load_model(model)
+    config = replace(config, chat=resolve_chat(chat, tokenizer))
 
     def save_scores(result) -> None:  # before selection, so a failed selection keeps the scores
         if scores:

@@ -23,15 +23,19 @@ if TYPE_CHECKING:
 
 
 def run_context_method(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                       bar: EvalProgress) -> list[dict[str, Any]]:
+                       bar: EvalProgress, chat: bool = False) -> list[dict[str, Any]]:
     """One prediction dict per example (as the runner's), with what each method chose.
 
     bar: moved per example, and per generated token of an llmsteer answer.
 
     method: "llmsteer" or "autopasta" (the evaluation methods with `reads_context`).
+    chat: refused: both methods prefill the context as plain text (no chat template yet).
     """
     if method not in ("llmsteer", "autopasta"):
         raise ContextError(f"run_context_method runs 'llmsteer' or 'autopasta', not {method!r}")
+    if chat:
+        raise ContextError(f"method {method!r} reads its context as plain text and cannot run through a chat "
+                           "template yet; evaluate it with --chat off (chat=False)")
     pairs = [split_context(task, method, example) for example in examples]
     store = ContextStore()
     predictions = []

@@ -9,10 +9,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from attnsteer.chat import ChatPrompt, chat_with_demonstrations
 from attnsteer.errors import AttnsteerError
 from attnsteer.registry import Registry
-from attnsteer.spans import CharSpan
+from attnsteer.spans import CharSpan, MarkedText
 from attnsteer.tasks import Example
 
 DEMO_SEPARATOR = "\n\n"
@@ -24,10 +26,40 @@ class UnknownMethodError(AttnsteerError):
 
 @dataclass(frozen=True)
 class RenderedPrompt:
-    """The text given to the model and, when steering, the spans to emphasise in it."""
+    """What a method gives the model: the example's prompt as the method writes it, the demonstrations
+    shown before it, and the spans of `prompt` to steer.
 
-    text: str
+    The same rendering is laid out as one text (`plain`, a base model's few-shot prompt) or as chat
+    turns (`chat`: each demonstration a user / assistant exchange, the prompt the last user message).
+    """
+
+    prompt: str
     emphasis: tuple[CharSpan, ...] | None  # None: run the plain model
+    demonstrations: tuple[tuple[str, str], ...] = ()  # (prompt, answer) pairs
+
+    @property
+    def steers(self) -> bool:
+        return self.emphasis is not None
+
+    def plain(self) -> MarkedText:
+        """Each demonstration (prompt + answer + a blank line) then the prompt, the spans shifted along."""
+        prefix = "".join(demo + answer + DEMO_SEPARATOR for demo, answer in self.demonstrations)
+        spans = tuple(CharSpan(span.start + len(prefix), span.end + len(prefix)) for span in self.emphasis or ())
+        return MarkedText(prefix + self.prompt, spans)
+
+    def chat(self, tokenizer: Any) -> ChatPrompt:
+        """Through the tokenizer's chat template (`attnsteer.chat.chat_with_demonstrations`)."""
+        return chat_with_demonstrations(tokenizer, MarkedText(self.prompt, self.emphasis or ()), self.demonstrations)
+
+    def for_model(self, tokenizer: Any, chat: bool) -> MarkedText | ChatPrompt:
+        """`chat(tokenizer)` when `chat`, else `plain()`: what the Steerer encodes."""
+        return self.chat(tokenizer) if chat else self.plain()
+
+
+def continuation(text: str, chat: bool) -> str:
+    """A scored answer as the model writes it: under a chat template the reply starts its own turn, so
+    the leading space a base model's continuation carries (" Paris") is dropped."""
+    return text.lstrip() if chat else text
 
 
 Render = Callable[[Example, Sequence[Example]], RenderedPrompt]
@@ -128,14 +160,15 @@ def _pasta(example: Example, demonstrations: Sequence[Example]) -> RenderedPromp
 
 
 def _few_shot(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
-    return RenderedPrompt(_with_demonstrations(example, demonstrations).text, None)
+    return RenderedPrompt(example.prompt, None, _pairs(demonstrations))
 
 
-def _with_demonstrations(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
-    """The demonstrations (prompt + answer each) before the prompt, the emphasis shifted along."""
-    prefix = "".join(demo.prompt + demo.answer + DEMO_SEPARATOR for demo in demonstrations)
-    shifted = tuple(CharSpan(span.start + len(prefix), span.end + len(prefix)) for span in example.emphasis)
-    return RenderedPrompt(prefix + example.prompt, shifted)
+def _few_shot_pasta(example: Example, demonstrations: Sequence[Example]) -> RenderedPrompt:
+    return RenderedPrompt(example.prompt, example.emphasis, _pairs(demonstrations))
+
+
+def _pairs(demonstrations: Sequence[Example]) -> tuple[tuple[str, str], ...]:
+    return tuple((demo.prompt, demo.answer) for demo in demonstrations)
 
 
 register_method(EvalMethod("zero-shot", _zero_shot, steers=False))
@@ -143,7 +176,7 @@ register_method(EvalMethod("marked-star", _marked_star, steers=False))
 register_method(EvalMethod("marked-quote", _marked_quote, steers=False))
 register_method(EvalMethod("few-shot", _few_shot, steers=False, demonstrations=True))
 register_method(EvalMethod("pasta", _pasta, steers=True))
-register_method(EvalMethod("few-shot+pasta", _with_demonstrations, steers=True, demonstrations=True))
+register_method(EvalMethod("few-shot+pasta", _few_shot_pasta, steers=True, demonstrations=True))
 register_method(EvalMethod("autopasta", None, steers=True, reads_context=True))
 register_method(EvalMethod("llmsteer", None, steers=True, reads_context=True))
 

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
+from attnsteer.chat import ChatPrompt
 from attnsteer.context.config import split_context
-from attnsteer.evaluation.methods import RenderedPrompt, expand_methods, get_method, pick_demonstrations, render
+from attnsteer.evaluation.methods import continuation, expand_methods, get_method, pick_demonstrations, render
 from attnsteer.heads.head_config import HeadSpec
+from attnsteer.spans import MarkedText
 from attnsteer.tasks import Example, Task, get_task
 
 if TYPE_CHECKING:
@@ -62,12 +64,15 @@ def evaluate(
     data_file: str | None = None,
     progress: bool = True,
     steerer: Steerer | None = None,
+    chat: bool = False,
 ) -> EvalResult:
     """Evaluate `method` (see `method_names()`) on `task` (a registered name or a Task).
 
     Scoring examples share one prompt encoding across their candidates; generation examples run
     in left-padded batches of `batch_size`, greedy. Demonstrations for the few-shot methods come
-    from the task's train split (k_shot of them, seeded).
+    from the task's train split (k_shot of them, seeded). chat: each prompt goes through the
+    tokenizer's chat template (`resolve_chat` turns "auto" / "on" / "off" into this), the demonstrations
+    as earlier user / assistant exchanges and the emphasis on the same text inside the last user message.
     """
     (method,) = expand_methods([method])
     spec = get_method(method)
@@ -86,16 +91,16 @@ def evaluate(
         if spec.reads_context:
             from attnsteer.context.evaluation import run_context_method
 
-            predictions = run_context_method(steerer, task_object, method, examples, bar)
+            predictions = run_context_method(steerer, task_object, method, examples, bar, chat)
         else:
-            predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar)
+            predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar, chat)
             predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size,
-                                           bar)
+                                           bar, chat)
     finally:
         bar.close()  # an error is then printed on a line of its own
     metrics = task_object.aggregate([prediction["metrics"] for prediction in predictions])
     config = {"split": split, "limit": limit, "k_shot": k_shot, "seed": seed, "alpha": steerer.config.alpha,
-              "mode": steerer.config.mode, "heads": str(steerer.heads), "data_file": data_file}
+              "mode": steerer.config.mode, "heads": str(steerer.heads), "data_file": data_file, "chat": chat}
     return EvalResult(task_object.name, method, metrics, predictions, config, time.perf_counter() - started)
 
 
@@ -176,38 +181,39 @@ class TokenProgress:
         """Nothing to flush: the runner marks the batch's examples done when `generate` returns."""
 
 
-def _emphasis(rendered: RenderedPrompt) -> list[tuple[int, int]] | None:
-    return None if rendered.emphasis is None else [(span.start, span.end) for span in rendered.emphasis]
+def _prediction(example: Example, prompt: MarkedText | ChatPrompt) -> dict[str, Any]:
+    """The start of a prediction record: the text the model read and the emphasised char spans in it."""
+    marked = prompt.marked if isinstance(prompt, ChatPrompt) else prompt
+    return {"id": example.id, "prompt": marked.text, "emphasis": [(span.start, span.end) for span in marked.spans]}
 
 
 def _run_scoring(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                 demos: Sequence[Example], bar: EvalProgress) -> list[dict[str, Any]]:
+                 demos: Sequence[Example], bar: EvalProgress, chat: bool) -> list[dict[str, Any]]:
     predictions = []
     for example in (e for e in examples if e.kind == "score"):
         rendered = render(method, example, demos)
-        emphasis = _emphasis(rendered)
-        scores = steerer.score_candidates(rendered.text, example.candidates, emphasize=emphasis,
-                                          steer=emphasis is not None)
-        predictions.append({"id": example.id, "prompt": rendered.text, "emphasis": emphasis,
-                            "scores": scores, "metrics": task.score_metrics(example, scores)})
+        prompt = rendered.for_model(steerer.tokenizer, chat)
+        candidates = [continuation(candidate, chat) for candidate in example.candidates]
+        scores = steerer.score_candidates(prompt, candidates, steer=rendered.steers)
+        predictions.append({**_prediction(example, prompt), "scores": scores,
+                            "metrics": task.score_metrics(example, scores)})
         bar.finished()
     return predictions
 
 
 def _run_generation(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                    demos: Sequence[Example], batch_size: int, bar: EvalProgress) -> list[dict[str, Any]]:
+                    demos: Sequence[Example], batch_size: int, bar: EvalProgress, chat: bool) -> list[dict[str, Any]]:
     predictions = []
     generating = [e for e in examples if e.kind == "generate"]
     for start in range(0, len(generating), batch_size):
         batch = generating[start : start + batch_size]
         rendered = [render(method, example, demos) for example in batch]
-        emphasis = [_emphasis(r) for r in rendered]
-        steer = emphasis[0] is not None
+        prompts = [r.for_model(steerer.tokenizer, chat) for r in rendered]
         budget = max(e.max_new_tokens for e in batch)
-        outputs = steerer.generate([r.text for r in rendered], emphasize=emphasis if steer else None,
-                                   max_new_tokens=budget, steer=steer, streamer=bar.streamer(len(batch), budget))
-        for example, prompt, spans, output in zip(batch, rendered, emphasis, outputs, strict=True):
-            predictions.append({"id": example.id, "prompt": prompt.text, "emphasis": spans, "output": output,
+        outputs = steerer.generate(prompts, max_new_tokens=budget, steer=rendered[0].steers,
+                                   streamer=bar.streamer(len(batch), budget))
+        for example, prompt, output in zip(batch, prompts, outputs, strict=True):
+            predictions.append({**_prediction(example, prompt), "output": output,
                                 "metrics": task.generation_metrics(example, output)})
         bar.finished(len(batch))
     return predictions

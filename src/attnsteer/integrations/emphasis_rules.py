@@ -9,7 +9,8 @@ Rules (the `emphasis=` model argument of the lm-eval adapter):
                   lacks (the document must carry `prompt` and `prompt_without_instruction`)
 
 Sentences are split after `.`, `!` or `?` (closing quotes/brackets included) followed by white space,
-and at line breaks. Pure Python: no torch, no lm-eval.
+and at line breaks. Under lm-eval's --apply_chat_template the adapter gives a rule the request's own
+user turn as the context, not the templated prompt. Pure Python: no torch, no lm-eval.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Importing this module registers the model in lm-eval's registry (`@register_model("attnsteer")`).
 Model arguments (`--model_args key=value,...` or a JSON object):
-  pretrained  a model directory or hub id; `embedded`/`default`/unset: the embedded Gemma 3 270M
+  pretrained  a model directory or hub id, or an embedded model (`smollm2-135m-instruct`);
+              `embedded`/`default`/unset: the embedded Gemma 3 270M
   heads       a PASTA JSON file, `all`, layers `12+13` or pairs `11.2+12.1` (`+` for `,`, which lm-eval
               splits on; or give a JSON object); unset/`default`: the model's shipped set
   alpha, mode as `attnsteer.SteeringConfig` (default 0.01, exclude)
@@ -18,6 +19,9 @@ Model arguments (`--model_args key=value,...` or a JSON object):
               warning, as lm-eval's hf model does
   max_gen_toks  the generation length when a task sets none (256)
 Requests whose context has no emphasised text under the rule run unsteered; `emphasis_counts` counts them.
+lm-eval's --apply_chat_template (with --system_instruction, --fewshot_as_multiturn) renders each request's
+messages through `apply_chat_template` (the tokenizer's template, else attnsteer's plain one); the rule then
+reads the request's own user turn only, and the template's markers stay control tokens (see `lm_eval_chat`).
 Bad model arguments raise `LMEvalArgumentError` (or the config's own error) before the model loads.
 """
 
@@ -26,34 +30,51 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from attnsteer.errors import AttnsteerError
 from attnsteer.evaluation.methods import wrap_spans
 from attnsteer.integrations.emphasis_rules import EmphasisRuleError, parse_emphasis_rule
-from attnsteer.spans import CharSpan
+from attnsteer.integrations.lm_eval_arguments import (
+    LMEvalArgumentError,
+    parse_batch_size,
+    parse_bool,
+    parse_float,
+    parse_mark,
+    resolve_device,
+)
+from attnsteer.integrations.lm_eval_chat import ChatContexts
+from attnsteer.spans import CharSpan, MarkedText, encode_marked
 
+if TYPE_CHECKING:
+    from attnsteer.steerer import EncodedPrompts
+
+__all__ = ["AttnsteerLM", "LMEvalArgumentError", "PreparedContext", "mark_spans"]
 log = logging.getLogger("lm_eval.attnsteer")  # follows lm-eval's log level and format
-MARKS = {"none": None, "star": "*", "quote": '"'}
-AUTO_BATCH_SIZE = 8  # `batch_size=auto` without max_batch_size
-
-
-class LMEvalArgumentError(AttnsteerError):
-    """A model argument (`--model_args`, --batch_size, --max_batch_size, --device) of the lm-eval adapter is bad."""
 
 
 @dataclass
 class PreparedContext:
-    """A request's context as the model reads it: text (marked if asked) and the spans to steer."""
+    """A request's context as the model reads it: text (marked if asked) and the spans to steer.
+
+    control: a chat template's own text (`RenderedChat.control_spans`), tokenised with its control tokens;
+    empty for a plain context. stop: strings ending the reply under the template (the plain one's).
+    """
 
     text: str
     spans: list[CharSpan]
+    control: tuple[CharSpan, ...] = ()
+    stop: tuple[str, ...] = ()
+
+    def tokens(self, tokenizer: Any) -> tuple[list[int], list[bool]]:
+        """Token ids and emphasis flags: the text as text, the control spans with their control tokens."""
+        marked = MarkedText(self.text, tuple(self.spans))
+        return encode_marked(tokenizer, marked, add_special_tokens=not self.control, control_spans=self.control)
 
 
 @register_model("attnsteer")
@@ -70,43 +91,63 @@ class AttnsteerLM(LM):
         from attnsteer.steering.config import SteeringConfig
 
         self.rule = parse_emphasis_rule(emphasis)
-        self.mark = _parse_mark(mark)
-        self.steer = _parse_bool(steer, "steer") and self.rule.steers
-        self.batch_size = _parse_batch_size(batch_size, max_batch_size)
+        self.mark = parse_mark(mark)
+        self.steer = parse_bool(steer, "steer") and self.rule.steers
+        self.batch_size = parse_batch_size(batch_size, max_batch_size)
         self.max_gen_toks = int(max_gen_toks)
-        config = SteeringConfig(alpha=_parse_float(alpha, "alpha"), mode=mode)  # type: ignore[arg-type]
+        config = SteeringConfig(alpha=parse_float(alpha, "alpha"), mode=mode)  # type: ignore[arg-type]
         if unused:
             log.warning("attnsteer: ignoring model arguments %s", sorted(unused))
         model, tokenizer = load_model(None if pretrained in (None, "default") else str(pretrained),
-                                      device=_resolve_device(device))
+                                      device=resolve_device(device))
         head_spec = None if heads in (None, "default") else str(heads).replace("+", ",")
         self.steerer = Steerer(model, tokenizer, heads=head_spec, config=config, markup=None)
         self.model, self.tokenizer = model, tokenizer
+        self.chats = ChatContexts(tokenizer)
         self.emphasis_counts = {"steered": 0, "unsteered": 0, "no_span": 0}
 
     # ----- emphasis ------------------------------------------------------------------------------
     def prepare(self, context: str, doc: dict[str, Any] | None) -> PreparedContext:
-        """Apply the emphasis rule (and the mark) to one request's context."""
-        spans = self.rule.spans(context, doc) if (self.steer or self.mark) else []
+        """Apply the emphasis rule (and the mark) to one request's context (a templated one: to its user turn)."""
+        messages = self.chats.messages(context)
+        text = context if messages is None else messages.turn_text
+        spans = self.rule.spans(text, doc) if (self.steer or self.mark) else []
         if (self.steer or self.mark) and self.rule.steers and not spans:
             self.emphasis_counts["no_span"] += 1
         if self.mark and spans:
-            context, spans = mark_spans(context, spans, self.mark)
+            text, spans = mark_spans(text, spans, self.mark)
         steered = self.steer and bool(spans)
         self.emphasis_counts["steered" if steered else "unsteered"] += 1
-        return PreparedContext(context, spans if steered else [])
+        if messages is None:
+            return PreparedContext(text, spans if steered else [])
+        prompt = messages.prompt(self.tokenizer, text, spans if steered else [])
+        return PreparedContext(prompt.marked.text, list(prompt.marked.spans), prompt.rendered.control_spans(),
+                               prompt.rendered.stop)
+
+    # ----- chat templates (lm-eval's --apply_chat_template) ---------------------------------------
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The request's messages as one prompt, through the tokenizer's chat template (`attnsteer.chat`)."""
+        return self.chats.render(chat_history, add_generation_prompt)
+
+    @property
+    def tokenizer_name(self) -> str:
+        """The tokenizer's name or path (lm-eval keys its request cache with it), as lm-eval's hf model."""
+        return str(self.tokenizer.name_or_path).replace("/", "__")
+
+    def chat_template(self, chat_template: bool | str = False) -> str | None:
+        """The template `apply_chat_template` renders with (None when lm-eval applies none)."""
+        return None if chat_template in (False, None) else self.chats.template
 
     # ----- lm-eval API ---------------------------------------------------------------------------
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """(sum log-prob of the continuation in nats, whether it is the greedy continuation) per request."""
-        items = [(self.prepare(r.args[0], r.doc), r.args[1]) for r in requests]
-        rows = [_move_trailing_space(p, cont) for p, cont in items]
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0][0] + rows[i][0][1]))
+        rows = [_move_trailing_space(self.prepare(r.args[0], r.doc), r.args[1]) for r in requests]
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0].text + rows[i][1]))
         results: list[tuple[float, bool] | None] = [None] * len(rows)
-        spans = [row_spans for _, row_spans in rows]
+        spans = [context.spans for context, _ in rows]
         for chunk in tqdm(_chunks(order, self.batch_size), disable=disable_tqdm, desc="attnsteer loglikelihood"):
             for group in _by_steering(chunk, spans):
-                scored = self._score([rows[i][0] for i in group], [rows[i][1] for i in group])
+                scored = self._score([rows[i] for i in group])
                 for index, value in zip(group, scored, strict=True):
                     results[index] = value
         self._log_counts()
@@ -126,7 +167,7 @@ class AttnsteerLM(LM):
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
         """Greedy generation per request until a stop string or `max_gen_toks`, steered rows batched together."""
-        prepared = [(self.prepare(r.args[0], r.doc), dict(r.args[1])) for r in requests]
+        prepared = [_with_stops(self.prepare(r.args[0], r.doc), dict(r.args[1])) for r in requests]
         results: list[str | None] = [None] * len(prepared)
         groups: dict[str, list[int]] = {}
         for index, (_, kwargs) in enumerate(prepared):
@@ -142,15 +183,16 @@ class AttnsteerLM(LM):
         return results  # type: ignore[return-value]
 
     # ----- batched model calls -------------------------------------------------------------------
-    def _score(self, pairs: Sequence[tuple[str, str]], spans: Sequence[list[CharSpan]]) -> list[tuple[float, bool]]:
-        """Teacher-forced scores of a batch; context tokens may be down-weighted, continuation tokens never.
+    def _score(self, rows: Sequence[tuple[PreparedContext, str]]) -> list[tuple[float, bool]]:
+        """Teacher-forced scores of a batch of (context, continuation); context tokens may be down-weighted,
+        continuation tokens never.
 
         Tokenised as lm-eval's HF model does: the whole text, the continuation being the tokens past the
         context's own tokenisation.
         """
-        wholes = [context + continuation for context, continuation in pairs]
-        context_lengths = [len(self.tokenizer(context)["input_ids"]) for context, _ in pairs]
-        encoded = self.steerer.encode(wholes, emphasize=[[(s.start, s.end) for s in row] for row in spans])
+        wholes = [replace(context, text=context.text + continuation) for context, continuation in rows]
+        context_lengths = [len(context.tokens(self.tokenizer)[0]) for context, _ in rows]
+        encoded = self._encode(wholes)
         encodings, emphasis = encoded.encodings.to(self.model.device), encoded.emphasis_mask.to(self.model.device)
         attention = encodings["attention_mask"].bool()
         lengths = attention.sum(1).tolist()
@@ -161,7 +203,7 @@ class AttnsteerLM(LM):
         limits = width - torch.tensor(cont_lengths, device=attention.device)
         prompt_mask = attention & (torch.arange(width, device=attention.device)[None, :] < limits[:, None])
         keep = max(cont_lengths) + 1
-        steering = self.steerer.steered(encodings, emphasis, prompt_mask) if any(spans) else nullcontext()
+        steering = self.steerer.steered(encodings, emphasis, prompt_mask) if rows[0][0].spans else nullcontext()
         with torch.inference_mode(), steering:
             logits = self.model(**encodings, logits_to_keep=keep).logits[:, :-1].float()
         log_probs = torch.log_softmax(logits, -1)
@@ -182,12 +224,13 @@ class AttnsteerLM(LM):
             settings.update(stop_strings=until, tokenizer=self.tokenizer)
         if gen_kwargs.get("do_sample"):
             settings.update(do_sample=True, temperature=float(gen_kwargs.get("temperature", 1.0)))
-        steered = bool(contexts[0].spans)
-        texts = self.steerer.generate(
-            [c.text for c in contexts], emphasize=[[(s.start, s.end) for s in c.spans] for c in contexts],
-            max_new_tokens=max_new_tokens, steer=steered, **settings,
-        )
+        texts = self.steerer._generate(self._encode(contexts), max_new_tokens, bool(contexts[0].spans), (), settings)
         return [_cut_at_stop(text, until) for text in texts]
+
+    def _encode(self, contexts: Sequence[PreparedContext]) -> EncodedPrompts:
+        """The contexts' token rows (`PreparedContext.tokens`) as one left-padded batch on the model's device."""
+        marked = [MarkedText(context.text, tuple(context.spans)) for context in contexts]
+        return self.steerer._batch([context.tokens(self.tokenizer) for context in contexts], marked)
 
     def _log_counts(self) -> None:
         counts = self.emphasis_counts
@@ -213,11 +256,24 @@ def _chunks(items: Sequence[int], size: int) -> list[list[int]]:
     return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
 
-def _move_trailing_space(context: PreparedContext, continuation: str) -> tuple[tuple[str, str], list[CharSpan]]:
-    """As lm-eval's HF model: trailing white space of the context belongs to the continuation (spans clipped)."""
+def _move_trailing_space(context: PreparedContext, continuation: str) -> tuple[PreparedContext, str]:
+    """As lm-eval's HF model: trailing white space of the context belongs to the continuation (spans and a
+    template's control spans clipped; the moved white space is text)."""
     stripped = context.text.rstrip()
-    spans = [CharSpan(s.start, min(s.end, len(stripped))) for s in context.spans if s.start < len(stripped)]
-    return (stripped, context.text[len(stripped) :] + continuation), spans
+
+    def clip(spans: Sequence[CharSpan]) -> list[CharSpan]:
+        return [CharSpan(s.start, min(s.end, len(stripped))) for s in spans if s.start < len(stripped)]
+
+    moved = replace(context, text=stripped, spans=clip(context.spans), control=tuple(clip(context.control)))
+    return moved, context.text[len(stripped) :] + continuation
+
+
+def _with_stops(context: PreparedContext, gen_kwargs: dict[str, Any]) -> tuple[PreparedContext, dict[str, Any]]:
+    """The request's generation settings, its `until` extended by the chat template's stop strings."""
+    if context.stop:
+        until = _as_list(gen_kwargs.get("until"))
+        gen_kwargs["until"] = until + [stop for stop in context.stop if stop not in until]
+    return context, gen_kwargs
 
 
 def _cut_at_stop(text: str, until: Sequence[str]) -> str:
@@ -229,59 +285,3 @@ def _as_list(value: Any) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
-
-
-def _parse_mark(mark: str | None) -> str | None:
-    key = "none" if mark is None else str(mark)
-    if key not in MARKS:
-        raise EmphasisRuleError(f"unknown mark {mark!r}; allowed: {', '.join(MARKS)}")
-    return MARKS[key]
-
-
-def _parse_bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if str(value).lower() in ("true", "1", "yes"):
-        return True
-    if str(value).lower() in ("false", "0", "no"):
-        return False
-    raise LMEvalArgumentError(f"{name} must be true or false, got {value!r}")
-
-
-def _resolve_device(device: Any) -> str:
-    """`device` when torch can use it on this machine, else "cpu" (unset: "cpu")."""
-    if device in (None, ""):
-        return "cpu"
-    try:
-        torch.device(str(device))
-    except RuntimeError:
-        raise LMEvalArgumentError(f"device must be a torch device such as cpu or cuda:0, got {device!r}") from None
-    try:
-        torch.empty(0, device=str(device))
-    except (RuntimeError, AssertionError):
-        log.warning("attnsteer: device %s is not available here; the model runs on cpu", device)
-        return "cpu"
-    return str(device)
-
-
-def _parse_float(value: Any, name: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise LMEvalArgumentError(f"{name} must be a number, got {value!r}") from None
-
-
-def _parse_batch_size(value: Any, max_batch_size: Any = None) -> int:
-    """lm-eval's batch_size: a positive integer, or `auto` / `auto:N` (max_batch_size, else 8)."""
-    text = str(value).split(":")[0]
-    if text == "auto":
-        return AUTO_BATCH_SIZE if max_batch_size is None else _positive(max_batch_size, "max_batch_size")
-    return _positive(value, "batch_size", "or 'auto'")
-
-
-def _positive(value: Any, name: str, alternative: str = "") -> int:
-    text = str(value)
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-        also = f" {alternative}" if alternative else ""
-        raise LMEvalArgumentError(f"{name} must be a positive integer{also}, got {value!r}")
-    return int(text)

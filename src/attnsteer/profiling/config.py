@@ -33,6 +33,8 @@ class ProfileConfig:
         whose set improves the most valid items (`n_valid` per task).
     steering: alpha and mode while profiling.
     top_layers: coarse-to-fine: how many best layers get per-head scores.
+    chat: each task prompt goes through the tokenizer's chat template (as `attnsteer eval --chat`), so a
+        chat model is profiled on what it reads when used as one.
     """
 
     tasks: tuple[str, ...] = DEFAULT_TASKS
@@ -46,6 +48,7 @@ class ProfileConfig:
     n_valid: int = 20
     steering: SteeringConfig = field(default_factory=SteeringConfig)
     top_layers: int = 3
+    chat: bool = False
 
     def __post_init__(self) -> None:
         for name in ("tasks", "k_grid"):
@@ -63,6 +66,8 @@ class ProfileConfig:
         for task in self.tasks:
             get_task(task)  # unknown names raise with the allowed ones
         get_profile_method(self.method)
+        if not isinstance(self.chat, bool):
+            raise ProfileInputError(f"chat must be True or False, got {self.chat!r}")
         if not isinstance(self.steering, SteeringConfig):
             raise ProfileInputError(f"steering must be a SteeringConfig, got {self.steering!r}")
 

@@ -4,8 +4,9 @@ Head profiling scores thousands of (head, example) pairs, so each example is sco
 pass (teacher forcing, no generation):
 - "score" examples (candidates with a gold answer): the sequence is the prompt; the score is the
   margin log P(gold's first token) - max over the other candidates of log P(their first token), read
-  at the last prompt position. The candidates' first tokens must differ (checked; examples where
-  they do not are skipped and counted).
+  at the last prompt position. The gold's first token must differ from every other candidate's
+  (checked; examples where it does not are skipped and counted); other candidates sharing a first token
+  count once.
 - "generate" examples: the sequence is prompt + reference answer (its first MAX_ANSWER_TOKENS
   tokens: where an instruction is followed or not shows early, and long answers dominate the cost);
   the score is the mean log-probability of those answer tokens.
@@ -20,7 +21,9 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from attnsteer.spans import token_emphasis_mask
+from attnsteer.chat import ChatPrompt
+from attnsteer.evaluation.methods import continuation, render
+from attnsteer.spans import encode_marked
 from attnsteer.tasks import Example
 
 MAX_ANSWER_TOKENS = 24
@@ -52,11 +55,15 @@ class ProfileItem:
         return 1 if self.kind == "score" else len(self.targets) + 1
 
 
-def make_items(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase) -> tuple[list[ProfileItem], list[str]]:
-    """ProfileItems for `examples`, and the ids of examples skipped (candidates sharing a first token)."""
+def make_items(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase,
+               chat: bool = False) -> tuple[list[ProfileItem], list[str]]:
+    """ProfileItems for `examples`, and the ids of examples skipped (the gold shares its first token).
+
+    chat: the prompt through the tokenizer's chat template, as `attnsteer eval --chat` renders it.
+    """
     items, skipped = [], []
     for example in examples:
-        item = make_item(example, tokenizer)
+        item = make_item(example, tokenizer, chat)
         if item is None:
             skipped.append(example.id)
         else:
@@ -64,22 +71,25 @@ def make_items(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase) 
     return items, skipped
 
 
-def make_item(example: Example, tokenizer: PreTrainedTokenizerBase) -> ProfileItem | None:
-    encoded = tokenizer(example.prompt, return_offsets_mapping=True, return_special_tokens_mask=True)
-    prompt_ids = list(encoded["input_ids"])
-    offsets = [tuple(pair) for pair in encoded["offset_mapping"]]
-    emphasis = token_emphasis_mask(offsets, example.emphasis, [bool(s) for s in encoded["special_tokens_mask"]])
+def make_item(example: Example, tokenizer: PreTrainedTokenizerBase, chat: bool = False) -> ProfileItem | None:
+    """The example as PASTA steers it (its prompt, its emphasis), or None when it cannot be scored."""
+    prompt = render("pasta", example).for_model(tokenizer, chat)
+    prompt_ids, emphasis = prompt.encode(tokenizer) if isinstance(prompt, ChatPrompt) else encode_marked(tokenizer,
+                                                                                                          prompt)
     if not any(emphasis):
         return None
     if example.kind == "score":
-        firsts = [tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in example.candidates]
-        if len(set(firsts)) != len(firsts):
-            return None
+        firsts = [tokenizer(continuation(c, chat), add_special_tokens=False)["input_ids"][0]
+                  for c in example.candidates]
         gold = firsts[example.gold]
-        targets = (gold, *[token for i, token in enumerate(firsts) if i != example.gold])
+        others = [token for i, token in enumerate(firsts) if i != example.gold]
+        if gold in others:
+            return None
+        targets = (gold, *dict.fromkeys(others))
         answer: list[int] = []
     else:
-        answer = tokenizer(example.answer, add_special_tokens=False)["input_ids"][:MAX_ANSWER_TOKENS]
+        answer = tokenizer(continuation(example.answer, chat), add_special_tokens=False)["input_ids"]
+        answer = answer[:MAX_ANSWER_TOKENS]
         targets = tuple(answer)
     ids = prompt_ids + answer
     return ProfileItem(

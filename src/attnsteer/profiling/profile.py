@@ -115,7 +115,7 @@ def profile_heads(
 def _profile_tasks(scorer: HeadScorer, tokenizer: PreTrainedTokenizerBase, config: ProfileConfig,
                    progress: bool) -> dict[str, TaskProfile]:
     """Every task's head scores with `config.method`, under one progress bar."""
-    train = {task: _items(task, "train", config.n_train, tokenizer) for task in config.tasks}
+    train = {task: _items(task, "train", config.n_train, tokenizer, config.chat) for task in config.tasks}
     total = sum(work_units(config.method, len(items), scorer.num_layers, config.top_layers)
                 for items, _ in train.values())
     profiles = {}
@@ -139,7 +139,7 @@ def _select(scorer: HeadScorer, tokenizer: PreTrainedTokenizerBase, config: Prof
     elif config.num_heads is not None:
         chosen = heads_for_count(rankings, config.num_heads, rule, task)
     else:
-        objective = _valid_objective(scorer, config.tasks, config.n_valid, tokenizer, progress)
+        objective = _valid_objective(scorer, config.tasks, config.n_valid, tokenizer, config.chat, progress)
         k, k_values = choose_k(rankings, config.k_grid, rule, objective, task)
         chosen = select_heads(rankings, k, rule, task)
     if not chosen:
@@ -149,10 +149,10 @@ def _select(scorer: HeadScorer, tokenizer: PreTrainedTokenizerBase, config: Prof
 
 
 def _items(
-    task: str, split: str, limit: int, tokenizer: PreTrainedTokenizerBase,
+    task: str, split: str, limit: int, tokenizer: PreTrainedTokenizerBase, chat: bool,
 ) -> tuple[list[ProfileItem], list[str]]:
     examples = spread(get_task(task)().examples(split, limit=limit), limit)
-    items, skipped = make_items(examples, tokenizer)
+    items, skipped = make_items(examples, tokenizer, chat)
     if not items:
         raise ProfileInputError(f"task {task!r} gave no usable {split} items ({len(skipped)} skipped)")
     return items, skipped
@@ -167,11 +167,11 @@ def spread(examples: Sequence[Example], count: int) -> list[Example]:
 
 
 def _valid_objective(scorer: HeadScorer, tasks: Sequence[str], n_valid: int, tokenizer: PreTrainedTokenizerBase,
-                     progress: bool):
+                     chat: bool, progress: bool):
     """objective(heads) = mean over tasks of the share of valid items whose score the heads improve."""
     valid: dict[str, list[tuple[ItemBatch, Baseline]]] = {}
     for task in tqdm(tasks, desc="valid baselines", disable=not progress):
-        items, _ = _items(task, "valid", n_valid, tokenizer)
+        items, _ = _items(task, "valid", n_valid, tokenizer, chat)
         batches = [make_batch(group) for group in group_items(items, variants=1, max_columns=scorer.window)]
         valid[task] = [(batch, scorer.baseline(batch)) for batch in batches]
 

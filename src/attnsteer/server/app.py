@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from attnsteer.chat import has_chat_template
 from attnsteer.model_info import model_identity
 from attnsteer.server.attention_view import attention_view
 from attnsteer.server.batching import BatchQueue
@@ -44,6 +45,8 @@ class ServerCore:
     def __init__(self, steerer: Steerer, settings: ServerSettings) -> None:
         self.steerer, self.settings = steerer, settings
         self.model_name = settings.model_name or model_identity(steerer.model)
+        # The test attnsteer.chat.render_chat applies: without a template, chat gets the plain one.
+        self.has_chat_template = has_chat_template(steerer.tokenizer)
         self.model_lock = threading.Lock()
         self.tokenizer_lock = threading.Lock()  # a fast tokenizer's settings change per call: one call at a time
         self.generator = BatchGenerator(steerer.model, steerer.tokenizer)
@@ -162,6 +165,11 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
                 return attention_view(core.steerer.model, core.steerer.tokenizer, prompt)
 
         return await run_in_threadpool(run)
+
+    @app.get("/v1/playground/info")
+    async def playground_info() -> dict:
+        """Not in OpenAI's API: what the playground says about the served model, and its default mode."""
+        return {"model": core.model_name, "chat_template": core.has_chat_template}
 
     @app.get("/", include_in_schema=False)
     async def playground() -> FileResponse:

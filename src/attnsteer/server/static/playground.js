@@ -1,9 +1,26 @@
 // attnsteer playground: select words to emphasise, run plain vs steered, show the attention view.
-// Plain JS, no build step. Emphasis is sent as {start, end} character spans of the prompt text.
+// Plain JS, no build step. Two modes: a completion (one prompt, through /v1/completions, plus the attention
+// view) and a chat (a system and a user message, through /v1/chat/completions). Emphasis is sent as
+// {start, end} character spans of the prompt text, or of each message's content.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { spans: [], model: null };
+const state = { model: null, mode: "completion", fields: {} };
+
+// One text the user can emphasise words in (a `.emphasis-field` block): its textarea, the view where words
+// are selected, the list of emphasised words, and the spans [{start, end}] of the textarea's text.
+function emphasisField(root) {
+  const field = {
+    input: root.querySelector("textarea"), view: root.querySelector(".text-view"),
+    list: root.querySelector(".span-list"), spans: [],
+  };
+  const clear = () => { field.spans = []; renderTextView(field); };
+  field.input.addEventListener("input", clear);
+  root.querySelector(".clear-spans").addEventListener("click", clear);
+  field.view.addEventListener("mouseup", () => onSelect(field));
+  renderTextView(field);
+  return field;
+}
 
 function mergeSpans(spans) {
   const sorted = [...spans].sort((a, b) => a.start - b.start);
@@ -16,32 +33,30 @@ function mergeSpans(spans) {
   return merged;
 }
 
-function renderTextView() {
-  const text = $("prompt-input").value;
-  const view = $("text-view");
-  view.textContent = "";
+function renderTextView(field) {
+  const text = field.input.value;
+  field.view.textContent = "";
   let cursor = 0;
-  for (const span of state.spans) {
-    view.append(document.createTextNode(text.slice(cursor, span.start)));
+  for (const span of field.spans) {
+    field.view.append(document.createTextNode(text.slice(cursor, span.start)));
     const mark = document.createElement("mark");
     mark.textContent = text.slice(span.start, span.end);
-    view.append(mark);
+    field.view.append(mark);
     cursor = span.end;
   }
-  view.append(document.createTextNode(text.slice(cursor)));
-  const list = $("span-list");
-  list.textContent = state.spans.length ? "Emphasised: " : "Nothing emphasised yet.";
-  for (const span of state.spans) {
+  field.view.append(document.createTextNode(text.slice(cursor)));
+  field.list.textContent = field.spans.length ? "Emphasised: " : "Nothing emphasised yet.";
+  for (const span of field.spans) {
     const code = document.createElement("code");
     code.textContent = text.slice(span.start, span.end);
-    list.append(code);
+    field.list.append(code);
   }
 }
 
-// Character offset of (node, offset) inside the text view.
-function offsetInView(node, offset) {
+// Character offset of (node, offset) inside a text view.
+function offsetInView(view, node, offset) {
   const range = document.createRange();
-  range.setStart($("text-view"), 0);
+  range.setStart(view, 0);
   range.setEnd(node, offset);
   return range.toString().length;
 }
@@ -55,20 +70,21 @@ function snapToWords(text, start, end) {
   return { start, end };
 }
 
-function onSelect() {
+function onSelect(field) {
   const selection = window.getSelection();
   if (!selection || selection.isCollapsed || selection.rangeCount === 0) return;
   const range = selection.getRangeAt(0);
-  const view = $("text-view");
+  const view = field.view;
   if (!view.contains(range.startContainer) || !view.contains(range.endContainer)) return;
-  const text = $("prompt-input").value;
-  const span = snapToWords(text, offsetInView(range.startContainer, range.startOffset),
-                           offsetInView(range.endContainer, range.endOffset));
+  const span = snapToWords(field.input.value, offsetInView(view, range.startContainer, range.startOffset),
+                           offsetInView(view, range.endContainer, range.endOffset));
   selection.removeAllRanges();
   if (span.end <= span.start) return;
-  state.spans = mergeSpans([...state.spans, span]);
-  renderTextView();
+  field.spans = mergeSpans([...field.spans, span]);
+  renderTextView(field);
 }
+
+const emphasisOf = (field) => field.spans.map(({ start, end }) => ({ start, end }));
 
 async function postJSON(path, body) {
   const response = await fetch(path, {
@@ -79,36 +95,71 @@ async function postJSON(path, body) {
   return data;
 }
 
-function steeringFields() {
-  const fields = { emphasis: state.spans.map(({ start, end }) => ({ start, end })), alpha: Number($("alpha").value) };
-  if ($("heads").value) fields.heads = $("heads").value;
-  return fields;
+function steeringOptions() {
+  const options = { alpha: Number($("alpha").value) };
+  if ($("heads").value) options.heads = $("heads").value;
+  return options;
+}
+
+// The chat's messages (an empty system message is left out); with `steered`, each carries its emphasis.
+function chatMessages(steered) {
+  const messages = [];
+  for (const role of ["system", "user"]) {
+    const field = state.fields[role];
+    if (role === "system" && !field.input.value.trim()) continue;
+    const message = { role, content: field.input.value };
+    if (steered && field.spans.length) message.emphasis = emphasisOf(field);
+    messages.push(message);
+  }
+  return messages;
+}
+
+// What each mode sends: its endpoint, its emphasised fields, the plain and steered bodies, and the reply.
+const MODES = {
+  completion: {
+    path: "/v1/completions",
+    fields: () => [state.fields.prompt],
+    plain: () => ({ prompt: state.fields.prompt.input.value }),
+    steered: () => ({ prompt: state.fields.prompt.input.value, emphasis: emphasisOf(state.fields.prompt) }),
+    reply: (body) => body.choices[0].text,
+  },
+  chat: {
+    path: "/v1/chat/completions",
+    fields: () => [state.fields.system, state.fields.user],
+    plain: () => ({ messages: chatMessages(false) }),
+    steered: () => ({ messages: chatMessages(true) }),
+    reply: (body) => body.choices[0].message.content,
+  },
+};
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = false;
 }
 
 async function run() {
-  const error = $("error");
-  error.hidden = true;
-  if (!state.spans.length) {
-    error.textContent = "Select some words in the text first: they are what the steered model attends to.";
-    error.hidden = false;
+  $("error").hidden = true;
+  const mode = MODES[state.mode];
+  if (!mode.fields().some((field) => field.spans.length)) {
+    showError("Select some words in the text first: they are what the steered model attends to.");
     return;
   }
-  const prompt = $("prompt-input").value;
-  const base = { model: state.model, prompt, max_tokens: Number($("max-tokens").value), temperature: 0 };
+  const base = { model: state.model, max_tokens: Number($("max-tokens").value), temperature: 0 };
   $("run").disabled = true;
   $("plain-output").textContent = $("steered-output").textContent = "…";
   try {
     // Sent together, so the server decodes both rows in one batch.
     const [plain, steered] = await Promise.all([
-      postJSON("/v1/completions", base),
-      postJSON("/v1/completions", { ...base, ...steeringFields() }),
+      postJSON(mode.path, { ...base, ...mode.plain() }),
+      postJSON(mode.path, { ...base, ...mode.steered(), ...steeringOptions() }),
     ]);
-    $("plain-output").textContent = plain.choices[0].text;
-    $("steered-output").textContent = steered.choices[0].text;
-    renderAttention(await postJSON("/v1/attention", { prompt, ...steeringFields() }));
+    $("plain-output").textContent = mode.reply(plain);
+    $("steered-output").textContent = mode.reply(steered);
+    if (state.mode === "completion") {
+      renderAttention(await postJSON("/v1/attention", { ...MODES.completion.steered(), ...steeringOptions() }));
+    }
   } catch (problem) {
-    error.textContent = problem.message;
-    error.hidden = false;
+    showError(problem.message);
   } finally {
     $("run").disabled = false;
   }
@@ -167,15 +218,42 @@ function renderAttention(view) {
   target.append(...heatStrip("last token, steered", view.tokens, view.last_token.steered, view.emphasis));
 }
 
+function setMode(mode) {
+  state.mode = mode;
+  for (const tab of document.querySelectorAll(".mode-tabs [role=tab]")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.mode === mode));
+  }
+  $("completion-mode").hidden = mode !== "completion";
+  $("chat-mode").hidden = mode !== "chat";
+  $("attention-panel").hidden = mode !== "completion";
+  $("plain-output").textContent = $("steered-output").textContent = "";
+  $("error").hidden = true;
+}
+
+// The served model, and whether it has a chat template: chat mode is the default when it has one.
+async function showModel() {
+  const info = await (await fetch("/v1/playground/info")).json();
+  state.model = info.model;
+  $("model-name").textContent = info.model;
+  $("model-kind").textContent = info.chat_template
+    ? "chat model: uses its chat template"
+    : "base model: chat uses a plain System/User/Assistant template";
+  setMode(info.chat_template ? "chat" : "completion");
+}
+
 async function init() {
-  $("prompt-input").addEventListener("input", () => { state.spans = []; renderTextView(); });
-  $("text-view").addEventListener("mouseup", onSelect);
-  $("clear-spans").addEventListener("click", () => { state.spans = []; renderTextView(); });
+  for (const root of document.querySelectorAll(".emphasis-field")) {
+    state.fields[root.dataset.field] = emphasisField(root);
+  }
+  for (const tab of document.querySelectorAll(".mode-tabs [role=tab]")) {
+    tab.addEventListener("click", () => setMode(tab.dataset.mode));
+  }
   $("run").addEventListener("click", run);
-  renderTextView();
-  const models = await (await fetch("/v1/models")).json();
-  state.model = models.data[0].id;
-  $("model-name").textContent = state.model;
+  try {
+    await showModel();
+  } catch (problem) {
+    showError(`Could not ask the server which model it serves: ${problem.message}`);
+  }
 }
 
 init();
