@@ -43,6 +43,16 @@ def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer):
 
     model, loaded_tokenizer = load_model(str(model_dir))
     assert Steerer(model, loaded_tokenizer, heads=str(out)).heads.num_heads_steered >= 1
+    # ... and its scores select again without scoring: the top-1 of each task, same rankings.
+    again = tmp_path / "again.json"
+    result = run("--model", str(model_dir), "--from-scores", str(scores), "--select", "union", "--top-k", "1",
+                 "--out", str(again))
+    assert result.exit_code == 0, result.output
+    assert "profiling (" not in result.output
+    top_one = {task["ranking"][0] for task in table["tasks"].values()}
+    heads = json.loads(again.read_text())["heads"]
+    assert {f"{layer}.{head}" for layer, heads in heads.items() for head in heads} == top_one
+    assert "method coarse-to-fine" in json.loads(again.read_text())["provenance"]
 
 
 def test_a_head_file_profiled_for_another_model_is_refused(tmp_path, tokenizer):
@@ -58,6 +68,7 @@ def test_a_head_file_profiled_for_another_model_is_refused(tmp_path, tokenizer):
     [
         (["--tasks", "counterfactual"], "unknown task 'counterfactual'"),
         (["--n-train", "0"], "n_train must be >= 1"),
+        (["--from-scores", "missing.json"], "--from-scores: cannot read missing.json"),
         (["--method", "brute"], "unknown profiling method 'brute'"),
         (["--method", "coarse"], "did you mean 'coarse-to-fine'?"),
         (["--k-grid", "2,x"], "--k-grid takes comma-separated integers, got '2,x'"),

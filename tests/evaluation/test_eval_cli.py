@@ -72,6 +72,7 @@ def test_alpha_and_num_heads_sweeps(model_dir, tmp_path):
     (["--task", "counterfact", "--alpha", ","], "--alpha needs at least one number"),
     (["--task", "counterfact", "--num-heads", "1,2.5"], "--num-heads takes comma-separated integers"),
     (["--task", "counterfact,biasbios", "--data", "f.jsonl"], "--data goes with exactly one --task"),
+    (["--task", "counterfact", "--chat", "yes"], "--chat takes one of auto, on, off"),
 ])
 def test_bad_eval_input_exits_2(args, message):
     result = CliRunner().invoke(app, ["eval", *args])

@@ -39,6 +39,8 @@ def profile_command(
     plot: Annotated[str | None, typer.Option(help="Write Figure 2-style plots (PNG) to this folder.")] = None,
     model: ModelOption = None,
     chat: ChatOption = "auto",
+    from_scores: Annotated[str | None, typer.Option(help="Select again from a --scores file of an earlier run on "
+                           "this model (no scoring; --select, --top-k, --k-grid, --num-heads apply).")] = None,
 ) -> None:
     """Rank every attention head on small task subsets and select the heads to steer (PASTA profiling)."""
     from attnsteer.chat import resolve_chat
@@ -54,17 +56,24 @@ def profile_command(
         steering=SteeringConfig(alpha=alpha), top_layers=top_layers,
     )
     check_chat(chat)
+    earlier = _read_json(from_scores) if from_scores else None
     from attnsteer.models import load_model
     from attnsteer.profiling import profile_heads
+    from attnsteer.profiling.profile import read_profiles
 
     loaded, tokenizer = load_model(model)
     config = replace(config, chat=resolve_chat(chat, tokenizer))
+    profiles = None
+    if earlier is not None:
+        scored_with, profiles = read_profiles(earlier, loaded)
+        config = replace(config, method=scored_with, tasks=tuple(profiles))
 
     def save_scores(result) -> None:  # before selection, so a failed selection keeps the scores
         if scores:
             _write(scores, result.scores_file())
 
-    result = profile_heads(loaded, tokenizer, config, on_profiled=save_scores, command=command_line())
+    result = profile_heads(loaded, tokenizer, config, on_profiled=save_scores, command=command_line(),
+                           profiles=profiles)
     for name, profile in result.profiles.items():
         best = ", ".join(f"{layer}.{head}" for layer, head in profile.ranking()[:8])
         typer.echo(f"{name}: {profile.num_items} items ({len(profile.skipped)} skipped), {profile.seconds:.0f} s; "
@@ -82,6 +91,18 @@ def profile_command(
 
         written = plot_profile(result.profiles, plot)
         typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
+
+
+def _read_json(path: str) -> dict:
+    from attnsteer.cli.options import OptionError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise OptionError(f"--from-scores: cannot read {path}: {error}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict) or "method" not in data:
+        raise OptionError(f"--from-scores: {path} is not a scores file written by `attnsteer profile --scores`")
+    return data
 
 
 def _write(path: str, content: dict) -> None:

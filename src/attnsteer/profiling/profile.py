@@ -91,16 +91,21 @@ def profile_heads(
     progress: bool = True,
     on_profiled: Callable[[ProfileResult], None] | None = None,
     command: str = "",
+    profiles: dict[str, TaskProfile] | None = None,
 ) -> ProfileResult:
     """Profile `model`'s heads on `config.tasks` and select a head set (see `ProfileConfig`).
 
     Each task contributes `n_train` train examples, spread over its records (see `spread`).
     `on_profiled(result)` runs once the scores exist, before selection (the CLI saves them there).
     command: how the run was started (e.g. the CLI's command line), kept as provenance in the head file.
+    profiles: scores from an earlier run (`read_profiles`); only the selection runs again.
     """
     started = time.perf_counter()
     scorer = HeadScorer(model, config.steering)
-    profiles = _profile_tasks(scorer, tokenizer, config, progress)
+    if profiles is None:
+        profiles = _profile_tasks(scorer, tokenizer, config, progress)
+    elif sorted(profiles) != sorted(config.tasks):
+        raise ProfileInputError(f"the scores hold tasks {sorted(profiles)}, the run asks for {sorted(config.tasks)}")
     num_layers, heads_per_layer = model_shape(model)
     result = ProfileResult(model_identity(model), num_layers, heads_per_layer, config, profiles,
                            seconds=time.perf_counter() - started, command=command)
@@ -110,6 +115,25 @@ def profile_heads(
     result.heads = to_head_config(chosen)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def read_profiles(scores: dict[str, Any], model: PreTrainedModel) -> tuple[str, dict[str, TaskProfile]]:
+    """(method, task profiles) from a scores file written by `attnsteer profile --scores` for `model`."""
+    identity, shape = model_identity(model), model_shape(model)
+    written = (scores.get("model_id"), scores.get("num_layers"), scores.get("num_heads"))
+    if written != (identity, *shape):
+        raise ProfileInputError(f"the scores were written for model {written[0]!r} ({written[1]} x {written[2]} "
+                                f"heads), not for {identity!r} ({shape[0]} x {shape[1]})")
+    method = scores["method"]
+    profiles = {}
+    for task, entry in scores["tasks"].items():
+        head_scores = torch.tensor(_none_to_nan(entry["head_scores"]), dtype=torch.float32)
+        layers = entry.get("layer_scores")
+        profiles[task] = TaskProfile(task, method, head_scores,
+                                     None if layers is None else torch.tensor(_none_to_nan(layers)),
+                                     entry["num_items"], list(entry.get("skipped", [])),
+                                     entry.get("unsteered_mean_score", float("nan")), entry.get("seconds", 0.0))
+    return method, profiles
 
 
 def _profile_tasks(scorer: HeadScorer, tokenizer: PreTrainedTokenizerBase, config: ProfileConfig,
@@ -184,6 +208,12 @@ def _valid_objective(scorer: HeadScorer, tasks: Sequence[str], n_valid: int, tok
         return sum(shares) / len(shares)
 
     return objective
+
+
+def _none_to_nan(values: Any) -> Any:
+    if isinstance(values, list):
+        return [_none_to_nan(value) for value in values]
+    return float("nan") if values is None else values
 
 
 def _nan_to_none(values: Any) -> Any:
