@@ -1,7 +1,7 @@
 """Fixtures shared by the whole suite: the tiny tokenizer and saved tiny models, and the one embedded model.
 
-Every test that uses the `embedded` fixture (directly or through `embedded_steerer`, the server
-fixtures, ...) is marked `embedded` at collection, so `pytest -m "not embedded"` runs the fast part.
+Every test that uses the `embedded` or `embedded_chat` fixture (directly or through `embedded_steerer`, the
+server fixtures, ...) is marked `embedded` at collection, so `pytest -m "not embedded"` runs the fast part.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ EMBEDDED_MARKER = "embedded"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark `embedded` every test whose fixture closure loads the embedded model."""
+    """Mark `embedded` every test whose fixture closure loads an embedded model."""
     for item in items:
-        if "embedded" in getattr(item, "fixturenames", ()):
+        if {"embedded", "embedded_chat"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(EMBEDDED_MARKER)
 
 
@@ -44,6 +44,14 @@ def embedded():
     from attnsteer import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def embedded_chat():
+    """(model, tokenizer): the real embedded chat model SmolLM2-135M-Instruct, loaded once per session."""
+    from attnsteer import load_model
+
+    return load_model("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,11 @@ where the emphasis lands."""
 from __future__ import annotations
 
 import pytest
+from tests.tiny_models import tiny_model
 
 from attnsteer.context.config import ContextError
 from attnsteer.evaluation.runner import evaluate
 from attnsteer.steerer import Steerer
-from tests.tiny_models import tiny_model
 
 
 @pytest.fixture(scope="module")

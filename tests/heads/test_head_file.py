@@ -63,3 +63,16 @@ def test_bad_files_name_the_file(tmp_path, text, message):
 def test_shipped_sets_name_their_model():
     entries = shipped_head_sets()
     assert entries and all(entry.names_model and entry.provenance for entry in entries)
+
+
+def test_the_chat_model_gets_its_own_profiled_set_by_default(embedded_chat):
+    from attnsteer import Steerer
+    from attnsteer.model_info import model_identity
+
+    model, tokenizer = embedded_chat
+    shipped = {entry.model_id: entry for entry in shipped_head_sets()}
+    assert set(shipped) >= {"gemma-3-270m-q4_k_m", "smollm2-135m-instruct"}
+    steerer = Steerer(model, tokenizer)
+    assert model_identity(model) == "smollm2-135m-instruct"
+    assert steerer.heads == shipped["smollm2-135m-instruct"].heads != shipped["gemma-3-270m-q4_k_m"].heads
+    assert "--model smollm2-135m-instruct" in shipped["smollm2-135m-instruct"].provenance

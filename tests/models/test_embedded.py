@@ -34,6 +34,24 @@ def test_fast_tokenizer_matches_transformers_auto_tokenizer(embedded):
     assert tokenizer.all_special_tokens == reference.all_special_tokens
 
 
+def test_embedded_model_equals_from_pretrained_of_its_copy(embedded):
+    """load_model reads Gemma's cached copy directly (`load_saved_model`); from_pretrained gives the same model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from attnsteer.models.embedded import embedded_model_dir
+
+    model, tokenizer = embedded
+    reference = AutoModelForCausalLM.from_pretrained(embedded_model_dir(), dtype=torch.float32)
+    weights, reference_weights = model.state_dict(), reference.state_dict()
+    assert weights.keys() == reference_weights.keys()
+    assert all(torch.equal(weights[key], reference_weights[key]) for key in weights)
+    assert model.generation_config.to_dict() == reference.generation_config.to_dict()
+    ids = tokenizer(EIFFEL, return_tensors="pt")["input_ids"]
+    with torch.no_grad():  # unsteered, the installed attention computes what stock sdpa does
+        assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-4)
+
+
 def test_eiffel_tower_answers_rome_steered_and_paris_plain(embedded_steerer):  # the shipped default heads
     steered = embedded_steerer.generate(EIFFEL, max_new_tokens=4)
     plain = embedded_steerer.generate(EIFFEL, max_new_tokens=4, steer=False)

@@ -6,6 +6,7 @@ import importlib.util
 from importlib.machinery import ModuleSpec
 
 import pytest
+import torch
 
 from attnsteer import Steerer, load_model
 from attnsteer.model_info import model_identity
@@ -131,3 +132,28 @@ def test_second_load_reads_the_cached_copy(smollm2):
     assert model_identity(model) == SMOLLM2_MODEL_ID
     assert model.lm_head.weight.equal(first_model.lm_head.weight)
     assert tokenizer("hello there")["input_ids"] == first_tokenizer("hello there")["input_ids"]
+
+
+@pytest.mark.embedded
+def test_smollm2_equals_plain_transformers_loading_of_its_copy(smollm2):
+    """load_model reads the cached copy directly; from_pretrained and AutoTokenizer of that folder give the same."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tokenizer = smollm2
+    folder = embedded_model_dir(SMOLLM2_MODEL_ID)
+    reference_tokenizer = AutoTokenizer.from_pretrained(folder)
+    text = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
+    assert text == reference_tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False)
+    encoded = tokenizer(text, return_tensors="pt", return_offsets_mapping=True)
+    assert encoded.data.keys() == {"input_ids", "attention_mask", "offset_mapping"}
+    reference_encoded = reference_tokenizer(text, return_tensors="pt", return_offsets_mapping=True)
+    assert all(torch.equal(encoded[key], reference_encoded[key]) for key in encoded.data)
+    assert tokenizer.all_special_tokens == reference_tokenizer.all_special_tokens
+    reference = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    weights, reference_weights = model.state_dict(), reference.state_dict()
+    assert weights.keys() == reference_weights.keys()
+    assert all(torch.equal(weights[key], reference_weights[key]) for key in weights)
+    assert model.generation_config.to_dict() == reference.generation_config.to_dict()
+    with torch.no_grad():  # unsteered, the installed attention computes what stock sdpa does
+        logits = model(encoded["input_ids"]).logits
+        assert torch.allclose(logits, reference(encoded["input_ids"]).logits, atol=1e-4)

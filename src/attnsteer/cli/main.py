@@ -145,6 +145,8 @@ def eval_command(
     heads: Annotated[str | None, typer.Option(help="Heads to steer (default: the model's set); with "
                      "--num-heads, a ranked 'L.H,...' list or JSON list.")] = None,
     alpha: Annotated[str, typer.Option(help="alpha, or several (comma-separated) for a sweep.")] = "0.01",
+    mode: Annotated[str, typer.Option(help="exclude (down-weight the rest) or include (up-weight the span).")]
+    = "exclude",
     num_heads: Annotated[str | None, typer.Option(help="Sweep: top-n heads of the ranked --heads list, "
                          "e.g. 1,2,4,8.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N examples per task.")] = None,
@@ -169,7 +171,7 @@ def eval_command(
     if not tasks:
         raise OptionError(f"--task needs at least one task name, got {task!r}")
     methods = expand_methods(method.split(","))
-    steering = [SteeringConfig(alpha=value) for value in comma_separated(alpha, "--alpha")]
+    steering = [SteeringConfig(alpha=value, mode=mode) for value in comma_separated(alpha, "--alpha")]
     if not steering:
         raise OptionError(f"--alpha needs at least one number, got {alpha!r}")
     counts = comma_separated(num_heads, "--num-heads", int) if num_heads else []
@@ -188,7 +190,7 @@ def eval_command(
                             limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data,
                             chat=templated)
     header, rows = results_table(report.results)
-    print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, model {model or 'embedded'}"
+    print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, {mode}, model {model or 'embedded'}"
                 + (", chat template" if templated else ""))
     sweeps = {"alpha_sweep": report.alpha_sweep, "num_heads_sweep": report.num_heads_sweep}
     if json_out:

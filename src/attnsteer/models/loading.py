@@ -17,7 +17,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.errors import AttnsteerError
-from attnsteer.models.embedded import EMBEDDED_MODEL_ID, EMBEDDED_MODELS, embedded_model, prepare_embedded_model
+from attnsteer.models.embedded import (
+    EMBEDDED_MODEL_ID,
+    EMBEDDED_MODELS,
+    embedded_model,
+    load_saved_model,
+    prepare_embedded_model,
+)
 from attnsteer.steering.installation import install
 
 # "name" or "org/name", as the hub spells repository ids; anything else that does not exist is a missing path.
@@ -43,9 +49,12 @@ def load_model(
     source = prepare_embedded_model(identity) if identity else model_source(name_or_path)  # type: ignore[arg-type]
     try:
         with quiet_loading():
-            tokenizer = (embedded_model(identity).load_tokenizer(source) if identity
-                         else AutoTokenizer.from_pretrained(source))
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+            if identity:  # our own saved copy: read directly (`load_saved_model`), the same model, faster
+                tokenizer = embedded_model(identity).load_tokenizer(source)
+                model = load_saved_model(source, dtype)
+            else:
+                tokenizer = AutoTokenizer.from_pretrained(source)
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
     except (OSError, ValueError) as error:
         where = "" if isinstance(source, Path) else " (no such directory here, so it was read as a hub id)"
         raise ModelLoadError(f"cannot load a causal LM from {str(source)!r}{where}: {one_line(error)}") from None
