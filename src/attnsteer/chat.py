@@ -26,7 +26,8 @@ from attnsteer.errors import AttnsteerError, SpanError
 from attnsteer.spans import CharSpan, MarkedText, encode_marked, find_substring_spans, merge_spans
 
 __all__ = ["CHAT_MODES", "ROLES", "ChatPrompt", "RenderedChat", "add_substrings", "chat_prompt",
-           "chat_with_demonstrations", "has_chat_template", "render_chat", "render_plain", "resolve_chat"]
+           "chat_with_demonstrations", "encode_prompt", "has_chat_template", "marked_of", "render_chat",
+           "render_plain", "resolve_chat"]
 
 ROLES = ("system", "user", "assistant")
 
@@ -142,6 +143,17 @@ class ChatPrompt:
         """Token ids and emphasis flags: messages as text, the template's markers as control tokens."""
         control = self.rendered.control_spans()
         return encode_marked(tokenizer, self.marked, add_special_tokens=not control, control_spans=control)
+
+
+def marked_of(prompt: MarkedText | ChatPrompt) -> MarkedText:
+    """The text the model reads, with its emphasis: a ChatPrompt's rendered prompt, a MarkedText itself."""
+    return prompt.marked if isinstance(prompt, ChatPrompt) else prompt
+
+
+def encode_prompt(tokenizer: Any, prompt: MarkedText | ChatPrompt) -> tuple[list[int], list[bool]]:
+    """Token ids and emphasis flags of a prompt that carries its own emphasis (`ChatPrompt.encode` for a
+    chat, `spans.encode_marked` for a plain text)."""
+    return prompt.encode(tokenizer) if isinstance(prompt, ChatPrompt) else encode_marked(tokenizer, prompt)
 
 
 def chat_prompt(tokenizer: Any, roles: Sequence[str], contents: Sequence[MarkedText],

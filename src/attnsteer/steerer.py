@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
-from attnsteer.chat import ChatPrompt, chat_prompt
+from attnsteer.chat import ChatPrompt, chat_prompt, encode_prompt, marked_of
 from attnsteer.errors import AttnsteerError, NoEmphasisError, SpanError, SteeringConfigError, UnsupportedModelError
 from attnsteer.heads import HeadSpec, heads_for_model
 from attnsteer.model_info import model_shape
@@ -120,9 +120,8 @@ class Steerer:
         if emphasize is not None or any(isinstance(prompt, str) for prompt in prompts):
             raise SpanError("give prompts as strings (with emphasize= or markup), or all as MarkedText / ChatPrompt, "
                             "which carry their own emphasis; not mixed, and no emphasize= with them")
-        rows = [prompt.encode(self.tokenizer) if isinstance(prompt, ChatPrompt) else
-                encode_marked(self.tokenizer, prompt) for prompt in prompts]
-        return self._batch(rows, [prompt.marked if isinstance(prompt, ChatPrompt) else prompt for prompt in prompts])
+        rows = [encode_prompt(self.tokenizer, prompt) for prompt in prompts]
+        return self._batch(rows, [marked_of(prompt) for prompt in prompts])
 
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]], emphasize: Sequence[Any] | None = None,
                     substrings: Sequence[str] = ()) -> ChatPrompt:

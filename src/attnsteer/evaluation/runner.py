@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from attnsteer.chat import ChatPrompt
+from attnsteer.chat import ChatPrompt, marked_of
 from attnsteer.context.config import split_context
 from attnsteer.evaluation.methods import continuation, expand_methods, get_method, pick_demonstrations, render
 from attnsteer.heads.head_config import HeadSpec
@@ -183,7 +183,7 @@ class TokenProgress:
 
 def _prediction(example: Example, prompt: MarkedText | ChatPrompt) -> dict[str, Any]:
     """The start of a prediction record: the text the model read and the emphasised char spans in it."""
-    marked = prompt.marked if isinstance(prompt, ChatPrompt) else prompt
+    marked = marked_of(prompt)
     return {"id": example.id, "prompt": marked.text, "emphasis": [(span.start, span.end) for span in marked.spans]}
 
 

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from attnsteer.chat import ChatPrompt
+from attnsteer.chat import encode_prompt
 from attnsteer.evaluation.methods import continuation, render
-from attnsteer.spans import encode_marked
 from attnsteer.tasks import Example
 
 MAX_ANSWER_TOKENS = 24
@@ -74,8 +73,7 @@ def make_items(examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase,
 def make_item(example: Example, tokenizer: PreTrainedTokenizerBase, chat: bool = False) -> ProfileItem | None:
     """The example as PASTA steers it (its prompt, its emphasis), or None when it cannot be scored."""
     prompt = render("pasta", example).for_model(tokenizer, chat)
-    prompt_ids, emphasis = prompt.encode(tokenizer) if isinstance(prompt, ChatPrompt) else encode_marked(tokenizer,
-                                                                                                          prompt)
+    prompt_ids, emphasis = encode_prompt(tokenizer, prompt)
     if not any(emphasis):
         return None
     if example.kind == "score":
