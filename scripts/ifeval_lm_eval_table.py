@@ -6,6 +6,7 @@ usage: python scripts/ifeval_lm_eval_table.py docs/results/ifeval_lm_eval
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -37,8 +38,19 @@ def paired_line(name: str, run: dict, base: dict) -> str:
     pairs = [(r, b) for d in shared for r, b in zip(run[d][1], base[d][1], strict=True)]
     inst_gained = sum(r and not b for r, b in pairs)
     inst_lost = sum(b and not r for r, b in pairs)
-    return (f"- {name} vs zero-shot, same {len(shared)} prompts (strict): prompts +{gained} / -{lost}, "
+    return (f"- {name} vs zero-shot, same {len(shared)} prompts (strict): prompts +{gained} / -{lost} "
+            f"(two-sided sign test p = {sign_test(gained, lost):.3g}), "
             f"instructions +{inst_gained} / -{inst_lost} of {len(pairs)}")
+
+
+def sign_test(gained: int, lost: int) -> float:
+    """Exact two-sided sign test: how likely a split at least this uneven is when each changed prompt
+    is equally likely to be gained or lost (ties, prompts unchanged, carry no information)."""
+    changed = gained + lost
+    if changed == 0:
+        return 1.0
+    tail = sum(math.comb(changed, k) for k in range(min(gained, lost) + 1)) / 2**changed
+    return min(1.0, 2 * tail)
 
 
 def emphasis_line(log: Path) -> str:

@@ -39,6 +39,16 @@ def chat_tokenizer():
 
 
 @pytest.fixture(scope="session")
+def chat_steerer(chat_tokenizer):
+    """A tiny Llama with a ChatML template (its markers are added tokens, so the embeddings grow to fit)."""
+    from attnsteer.steerer import Steerer
+
+    model = tiny_model("llama")
+    model.resize_token_embeddings(len(chat_tokenizer), mean_resizing=False)
+    return Steerer(model, chat_tokenizer, heads="1", markup=None)
+
+
+@pytest.fixture(scope="session")
 def embedded():
     """(model, tokenizer): the real embedded Gemma 3 270M, loaded once per session (first use converts it, ~100 s)."""
     from attnsteer import load_model

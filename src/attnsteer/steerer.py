@@ -123,6 +123,11 @@ class Steerer:
         rows = [encode_prompt(self.tokenizer, prompt) for prompt in prompts]
         return self._batch(rows, [marked_of(prompt) for prompt in prompts])
 
+    def resolve(self, prompt: str, emphasize: Any = None) -> MarkedText:
+        """One prompt's clean text and emphasised char spans (markup, substrings, offsets), untokenised."""
+        return resolve_batch([prompt], _single_prompt_emphasis(emphasize), markup=self.markup,
+                             occurrence=self.occurrence)[0]
+
     def chat_prompt(self, messages: Sequence[Mapping[str, Any]], emphasize: Sequence[Any] | None = None,
                     substrings: Sequence[str] = ()) -> ChatPrompt:
         """Messages (OpenAI form) with their emphasis, through the tokenizer's chat template (see `chat`)."""

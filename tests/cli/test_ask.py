@@ -85,3 +85,14 @@ def test_missing_or_empty_context_file_exits_2(tmp_path):
     (tmp_path / "empty.txt").write_text("  \n")
     empty = run("--context", str(tmp_path / "empty.txt"), "--query", " Q?")
     assert empty.exit_code == 2 and "is empty" in empty.output
+
+
+def test_ask_through_the_chat_template(tmp_path, context_file, chat_steerer):
+    """--chat on: context + query are one user message; the answers are the library's `chat=True` ones."""
+    chat_steerer.model.save_pretrained(tmp_path / "chat")
+    chat_steerer.tokenizer.save_pretrained(tmp_path / "chat")
+    result = run("--context", str(context_file), "--query", QUERIES[0], "--method", "plain", "--chat", "on",
+                 "--model", str(tmp_path / "chat"), "--heads", "1", "--max-new-tokens", "3", "--json")
+    assert result.exit_code == 0, result.output
+    answer = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))["answer"]
+    assert answer == prepare_context(chat_steerer, CONTEXT, "plain", chat=True).generate(QUERIES[0], max_new_tokens=3)

@@ -51,6 +51,9 @@ BAD_INPUT = [
     (["eval", "--task", "counterfact", "--data", "{malformed}"], "{malformed}: invalid JSON at line 1"),
     (["eval", "--task", "counterfact", "--split", "dev"], "unknown split 'dev'"),
     (["eval", "--task", ","], "--task needs at least one task name"),
+    (["eval", "--task", "squad", "--method", "llmsteer", "--top-fraction", "0"], "top_fraction must be"),
+    (["ask", "--context", "{context}", "--query", " Q?", "--chat", "sometimes"],
+     "--chat takes one of auto, on, off, got 'sometimes'"),
     (["generate", "no emphasis here"], "nothing is emphasised: mark text in the prompt with **...** or pass "
      "--emphasize TEXT"),
     (["generate", "**Rome**", "--heads", "{missing}"], "head config file '{missing}' does not exist"),

@@ -17,7 +17,7 @@ TOLERANCE = 1e-4
 def from_scratch(context, query: str) -> torch.Tensor:
     """[query tokens, vocab]: one forward over context + query, the context's bias on keys 0..n-1 only."""
     steerer = context.steerer
-    query_ids = steerer.tokenizer(query, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    query_ids = context.query_ids(query)
     ids = torch.cat([context.input_ids, query_ids], dim=1)
     n = context.num_tokens
     with torch.inference_mode():

@@ -4,19 +4,8 @@ where the emphasis lands."""
 from __future__ import annotations
 
 import pytest
-from tests.tiny_models import tiny_model
 
-from attnsteer.context.config import ContextError
 from attnsteer.evaluation.runner import evaluate
-from attnsteer.steerer import Steerer
-
-
-@pytest.fixture(scope="module")
-def chat_steerer(chat_tokenizer):
-    """A tiny Llama with a ChatML template (its markers are added tokens, so the embeddings grow to fit)."""
-    model = tiny_model("llama")
-    model.resize_token_embeddings(len(chat_tokenizer), mean_resizing=False)
-    return Steerer(model, chat_tokenizer, heads="1", markup=None)
 
 
 @pytest.mark.parametrize("task", ["counterfact", "json_format"])
@@ -40,7 +29,10 @@ def test_plain_and_chat_renderings_differ_only_by_the_template(chat_steerer):
     assert [chat["prompt"][a:b] for a, b in chat["emphasis"]] == [plain["prompt"][a:b] for a, b in plain["emphasis"]]
 
 
-def test_context_methods_refuse_a_chat_template_with_the_way_out(chat_steerer):
-    with pytest.raises(ContextError, match="--chat off"):
-        evaluate(chat_steerer.model, chat_steerer.tokenizer, "squad", "llmsteer", limit=1, steerer=chat_steerer,
-                 chat=True, progress=False)
+@pytest.mark.parametrize("method", ["llmsteer", "autopasta"])
+def test_context_methods_read_the_prompt_as_the_zero_shot_chat_does(chat_steerer, method):
+    options = {"limit": 1, "steerer": chat_steerer, "chat": True, "progress": False}
+    context = evaluate(chat_steerer.model, chat_steerer.tokenizer, "squad", method, **options)
+    zero_shot = evaluate(chat_steerer.model, chat_steerer.tokenizer, "squad", "zero-shot", **options)
+    assert [p["prompt"] for p in context.predictions] == [p["prompt"] for p in zero_shot.predictions]
+    assert context.predictions[0]["prompt"].endswith("<|im_end|>\n<|im_start|>assistant\n")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import ModelOption, check_heads
+from attnsteer.cli.options import ChatOption, ModelOption, check_chat, check_heads
 
 ASK_METHODS = ("llmsteer", "autopasta", "plain")
 
@@ -44,9 +44,11 @@ def ask(
                             "(when --top-k is not given).")] = 0.1,
     sentences: Annotated[int, typer.Option(help="AutoPASTA: sentences to emphasise.")] = 1,
     model: ModelOption = None,
+    chat: ChatOption = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per query.")] = False,
 ) -> None:
-    """Answer each --query after the --context text (greedy decoding)."""
+    """Answer each --query after the --context text (greedy decoding; through the chat template, context +
+    query are one user message)."""
     from attnsteer.context.config import AutoPastaConfig, ContextError, LLMSteerConfig
     from attnsteer.steering.config import SteeringConfig
 
@@ -59,17 +61,20 @@ def ask(
     llmsteer = LLMSteerConfig(top_k=top_k, top_fraction=top_fraction)
     autopasta = AutoPastaConfig(num_sentences=sentences)
     check_heads(heads)
+    check_chat(chat)
+    from attnsteer.chat import resolve_chat
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
     steerer = Steerer(loaded, tokenizer, heads=heads, config=steering, markup=None)
-    for row in answer_all(steerer, text, query, method, max_new_tokens, llmsteer, autopasta):
+    templated = resolve_chat(chat, tokenizer)
+    for row in answer_all(steerer, text, query, method, max_new_tokens, llmsteer, autopasta, templated):
         typer.echo(json.dumps(row) if json_out else f"Q: {row['query']}\nA: {row['answer']}\n")
 
 
 def answer_all(steerer, text: str, queries: list[str], method: str, max_new_tokens: int, llmsteer,
-               autopasta) -> list[dict]:
+               autopasta, chat: bool = False) -> list[dict]:
     """One dict per query: query, answer, seconds, and what was emphasised."""
     from attnsteer.context import autopasta_generate, prepare_context
 
@@ -77,7 +82,7 @@ def answer_all(steerer, text: str, queries: list[str], method: str, max_new_toke
     started = time.perf_counter()
     prepared = None
     if method != "autopasta":
-        prepared = prepare_context(steerer, text, method, llmsteer=llmsteer)
+        prepared = prepare_context(steerer, text, method, llmsteer=llmsteer, chat=chat)
         typer.echo(f"prepared the context ({prepared.num_tokens} tokens, {method}) in "
                    f"{time.perf_counter() - started:.2f} s", err=True)
     for query in queries:
@@ -86,7 +91,7 @@ def answer_all(steerer, text: str, queries: list[str], method: str, max_new_toke
             row = {"query": query, "answer": prepared.generate(query, max_new_tokens=max_new_tokens),
                    "emphasised_tokens": prepared.emphasised_text}
         else:
-            answer = autopasta_generate(steerer, text, query, max_new_tokens, autopasta)
+            answer = autopasta_generate(steerer, text, query, max_new_tokens, autopasta, chat=chat)
             row = {"query": query, "answer": answer.text, "sentences": list(answer.sentences),
                    "fell_back": answer.fell_back}
         rows.append({**row, "seconds": round(time.perf_counter() - began, 3)})

@@ -156,11 +156,14 @@ def eval_command(
     data: Annotated[str | None, typer.Option(help="Your own data file in the task's format (one task).")] = None,
     model: ModelOption = None,
     chat: ChatOption = "auto",
+    top_fraction: Annotated[float, typer.Option(help="llmsteer: emphasise this fraction of each context's tokens "
+                            "(LLMSteer's k), in (0, 1].")] = 0.1,
     json_out: Annotated[str | None, typer.Option("--json", help="Write results + every prediction here.")] = None,
     plot: Annotated[str | None, typer.Option(help="Write PNG figures (and their numbers) to this folder.")] = None,
     markdown: Annotated[str | None, typer.Option(help="Write the table as Markdown (with this command).")] = None,
 ) -> None:
     """Evaluate methods on the PASTA paper's tasks and print the paper's Table 1 layout."""
+    from attnsteer.context.config import LLMSteerConfig
     from attnsteer.evaluation.methods import expand_methods
     from attnsteer.evaluation.runner import check_evaluation
     from attnsteer.steering.config import SteeringConfig
@@ -178,6 +181,7 @@ def eval_command(
     if data and len(tasks) != 1:
         raise OptionError("--data goes with exactly one --task")
     check_evaluation(tasks, methods, split=split, limit=limit, data_file=data)
+    llmsteer = LLMSteerConfig(top_fraction=top_fraction)
     check_heads(heads)
     check_chat(chat)
     from attnsteer.chat import resolve_chat
@@ -188,7 +192,7 @@ def eval_command(
     templated = resolve_chat(chat, tokenizer)
     report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, steering=steering, num_heads=counts,
                             limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data,
-                            chat=templated)
+                            chat=templated, llmsteer=llmsteer)
     header, rows = results_table(report.results)
     print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, {mode}, model {model or 'embedded'}"
                 + (", chat template" if templated else ""))

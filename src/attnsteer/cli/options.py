@@ -16,9 +16,9 @@ ModelOption = Annotated[str | None, typer.Option(
 """The `--model` option every command that loads a model takes."""
 
 ChatOption = Annotated[str, typer.Option(
-    "--chat", help="Task prompts through the model's chat template: auto (when the tokenizer has one), on "
+    "--chat", help="Prompts through the model's chat template: auto (when the tokenizer has one), on "
     "(a plain System/User/Assistant template for a model without one) or off.")]
-"""The `--chat` option of `eval` and `profile` (`attnsteer.chat.resolve_chat`)."""
+"""The `--chat` option of `eval`, `profile` and `ask` (`attnsteer.chat.resolve_chat`)."""
 
 
 class OptionError(AttnsteerError):

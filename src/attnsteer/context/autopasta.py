@@ -49,30 +49,34 @@ def pick_sentences(context: str, extraction: str, config: AutoPastaConfig) -> li
     return [span for _, _, span in sorted(scored)[: config.num_sentences]]
 
 
-def extract_sentences(steerer: Steerer, context: str, query: str,
-                      config: AutoPastaConfig) -> tuple[list[CharSpan], str]:
-    """(the chosen sentence spans, the model's raw extraction) for one query."""
-    plain = prepare_context(steerer, context, "plain")
+def extract_sentences(steerer: Steerer, context: str, query: str, config: AutoPastaConfig,
+                      chat: bool = False) -> tuple[list[CharSpan], str]:
+    """(the chosen sentence spans, the model's raw extraction) for one query (`chat`: the extraction
+    prompt ends the user message and the reply is the assistant's)."""
+    plain = prepare_context(steerer, context, "plain", chat=chat)
     extraction = plain.generate(config.extraction_prompt.format(query=query.strip()),
                                 max_new_tokens=config.extraction_tokens)
     return pick_sentences(context, extraction, config), extraction
 
 
 def autopasta_generate(steerer: Steerer, context: str, query: str, max_new_tokens: int = 32,
-                       config: AutoPastaConfig | None = None, extraction_query: str | None = None) -> AutoPastaAnswer:
+                       config: AutoPastaConfig | None = None, extraction_query: str | None = None,
+                       chat: bool = False) -> AutoPastaAnswer:
     """Answer `query` after `context` with the model-chosen sentences emphasised.
 
     extraction_query: the question put in the extraction prompt (default: `query` itself).
+    chat: context + query (and context + extraction prompt) are one user message through the tokenizer's
+        chat template (`prepare_context(chat=True)`).
     """
     config = config or AutoPastaConfig()
     if not isinstance(query, str) or not query.strip():
         raise ContextError("the query is empty; give some text")
-    spans, extraction = extract_sentences(steerer, context, extraction_query or query, config)
+    spans, extraction = extract_sentences(steerer, context, extraction_query or query, config, chat)
     if not spans:
         logger.warning("AutoPASTA: the model named no sentence of the context (it said %r); answering unsteered",
                        prediction_text(extraction)[:80])
-        answer = prepare_context(steerer, context, "plain").generate(query, max_new_tokens=max_new_tokens)
+        answer = prepare_context(steerer, context, "plain", chat=chat).generate(query, max_new_tokens=max_new_tokens)
         return AutoPastaAnswer(answer, (), extraction, True)
-    steered = prepare_context(steerer, context, "spans", emphasize=[(s.start, s.end) for s in spans])
+    steered = prepare_context(steerer, context, "spans", emphasize=[(s.start, s.end) for s in spans], chat=chat)
     answer = steered.generate(query, max_new_tokens=max_new_tokens)
     return AutoPastaAnswer(answer, tuple(context[s.start : s.end] for s in spans), extraction, False)

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from attnsteer.context.autopasta import autopasta_generate
-from attnsteer.context.config import ContextError, split_context
+from attnsteer.context.config import ContextError, LLMSteerConfig, split_context
+from attnsteer.context.frame import ChatFrame
 from attnsteer.context.prepare import prepare_context
 from attnsteer.context.store import ContextStore
 
@@ -23,29 +24,31 @@ if TYPE_CHECKING:
 
 
 def run_context_method(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
-                       bar: EvalProgress, chat: bool = False) -> list[dict[str, Any]]:
+                       bar: EvalProgress, chat: bool = False,
+                       llmsteer: LLMSteerConfig | None = None) -> list[dict[str, Any]]:
     """One prediction dict per example (as the runner's), with what each method chose.
 
     bar: moved per example, and per generated token of an llmsteer answer.
 
     method: "llmsteer" or "autopasta" (the evaluation methods with `reads_context`).
-    chat: refused: both methods prefill the context as plain text (no chat template yet).
+    chat: the prompt (context + query) is one user message through the tokenizer's chat template, as the
+        runner's other methods read it with chat=True.
+    llmsteer: how LLMSteer picks its tokens (default `LLMSteerConfig()`).
     """
     if method not in ("llmsteer", "autopasta"):
         raise ContextError(f"run_context_method runs 'llmsteer' or 'autopasta', not {method!r}")
-    if chat:
-        raise ContextError(f"method {method!r} reads its context as plain text and cannot run through a chat "
-                           "template yet; evaluate it with --chat off (chat=False)")
     pairs = [split_context(task, method, example) for example in examples]
+    frame = ChatFrame.of(steerer.tokenizer) if chat else ChatFrame("", "")
     store = ContextStore()
     predictions = []
     for example, (context, query) in zip(examples, pairs, strict=True):
         if method == "llmsteer":
-            output, chosen, extra = _answer_llmsteer(steerer, store, context, query, example, bar)
+            output, chosen, extra = _answer_llmsteer(steerer, store, context, query, example, bar, chat, llmsteer)
         else:
-            output, chosen, extra = _answer_autopasta(steerer, context, query, example)
+            output, chosen, extra = _answer_autopasta(steerer, context, query, example, chat)
         metrics = {**task.generation_metrics(example, output), **extra}
-        predictions.append({"id": example.id, "prompt": example.prompt, "emphasis": None, "output": output,
+        prompt = frame.head + example.prompt + frame.tail  # the text the model read for its answer
+        predictions.append({"id": example.id, "prompt": prompt, "emphasis": None, "output": output,
                             **chosen, "metrics": metrics})
         bar.finished()
     if method == "llmsteer" and predictions:
@@ -57,17 +60,17 @@ Answer = tuple[str, dict[str, Any], dict[str, float]]  # (output, what was empha
 
 
 def _answer_llmsteer(steerer: Steerer, store: ContextStore, context: str, query: str, example: Example,
-                     bar: EvalProgress) -> Answer:
+                     bar: EvalProgress, chat: bool, llmsteer: LLMSteerConfig | None) -> Answer:
     """The context prepared once per distinct text (`store`), the query answered on its steered cache."""
-    prepared = prepare_context(steerer, context, "llmsteer", store=store)
+    prepared = prepare_context(steerer, context, "llmsteer", store=store, chat=chat, llmsteer=llmsteer)
     output = prepared.generate(query, max_new_tokens=example.max_new_tokens,
                                streamer=bar.streamer(1, example.max_new_tokens))
     return output, {"emphasised_tokens": prepared.emphasised_text}, {}
 
 
-def _answer_autopasta(steerer: Steerer, context: str, query: str, example: Example) -> Answer:
+def _answer_autopasta(steerer: Steerer, context: str, query: str, example: Example, chat: bool) -> Answer:
     """The model names the key sentence for this query, then answers with it emphasised."""
     answer = autopasta_generate(steerer, context, query, example.max_new_tokens,
-                                extraction_query=example.reference.get("question"))
+                                extraction_query=example.reference.get("question"), chat=chat)
     chosen = {"sentences": list(answer.sentences), "extraction": answer.extraction}
     return answer.text, chosen, {"fell_back": float(answer.fell_back)}

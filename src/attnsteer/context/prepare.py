@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from attnsteer.context.config import ContextError, LLMSteerConfig, UnknownContextMethodError, config_hash
+from attnsteer.context.frame import ChatFrame
 from attnsteer.context.selection import llmsteer_emphasis
 from attnsteer.context.steered_context import SteeredContext
 from attnsteer.context.store import ContextKey, ContextStore
 from attnsteer.model_info import model_identity
 from attnsteer.registry import Registry
+from attnsteer.spans import MarkedText, encode_marked
 
 if TYPE_CHECKING:
     from attnsteer.steerer import Steerer
@@ -36,13 +38,13 @@ class ContextMethod:
     """One way to choose a context's emphasis.
 
     name: the `method` argument of `prepare_context`.
-    emphasis: (steerer, text, emphasize, llmsteer settings) -> `Emphasised`.
+    emphasis: (steerer, text, emphasize, llmsteer settings, chat frame or None) -> `Emphasised`.
     takes_spans: the caller's `emphasize` (substrings, offsets or markup) chooses the emphasis.
     steers: False for a plain context, whose cache does not depend on heads or alpha.
     """
 
     name: str
-    emphasis: Callable[[Steerer, str, Any, LLMSteerConfig], Emphasised]
+    emphasis: Callable[[Steerer, str, Any, LLMSteerConfig, ChatFrame | None], Emphasised]
     takes_spans: bool = False
     steers: bool = True
 
@@ -73,6 +75,7 @@ def prepare_context(
     emphasize: Any = None,
     llmsteer: LLMSteerConfig | None = None,
     store: ContextStore | None = None,
+    chat: bool = False,
 ) -> SteeredContext:
     """A `SteeredContext` for `text`.
 
@@ -80,6 +83,8 @@ def prepare_context(
         (`emphasize` as in `Steerer.generate`: substrings / (start, end) offsets, or `**markup**` in
         the text when None) or "plain" (no steering; prefix-cache reuse only).
     store: when given, an equal (model, text, steering setting) context is reused from it.
+    chat: read the context as the start of a user message through the tokenizer's chat template, each
+        query as its rest (`context.frame.ChatFrame`); False: plain text.
     """
     spec = get_context_method(method)
     if not isinstance(text, str) or not text.strip():
@@ -89,62 +94,73 @@ def prepare_context(
                              if get_context_method(name).takes_spans)
         raise ContextError(f"emphasize goes with {takers}, not {method!r}")
     llmsteer = llmsteer or LLMSteerConfig()
+    frame = ChatFrame.of(steerer.tokenizer) if chat else None
     if store is None:
-        return _build(steerer, text, spec, emphasize, llmsteer)
-    key = ContextKey.build(model_identity(steerer.model), text, steering_hash(steerer, method, emphasize, llmsteer))
-    return store.get_or_build(key, lambda: _build(steerer, text, spec, emphasize, llmsteer))
+        return _build(steerer, text, spec, emphasize, llmsteer, frame)
+    setting = steering_hash(steerer, method, emphasize, llmsteer, frame)
+    key = ContextKey.build(model_identity(steerer.model), text, setting)
+    return store.get_or_build(key, lambda: _build(steerer, text, spec, emphasize, llmsteer, frame))
 
 
-def steering_hash(steerer: Steerer, method: str, emphasize: Any, llmsteer: LLMSteerConfig) -> str:
+def steering_hash(steerer: Steerer, method: str, emphasize: Any, llmsteer: LLMSteerConfig,
+                  frame: ChatFrame | None = None) -> str:
     """sha256 of everything besides the text that changes the prepared cache."""
     spec = get_context_method(method)
+    setting: dict[str, Any] = {"method": method, "frame": None if frame is None else [frame.head, frame.tail]}
     if not spec.steers:
-        return config_hash({"method": method})
-    setting: dict[str, Any] = {"method": method, "heads": str(steerer.heads), **steerer.config.to_dict()}
+        return config_hash(setting)
+    setting.update({"heads": str(steerer.heads), **steerer.config.to_dict()})
     setting["selection"] = repr(emphasize) if spec.takes_spans else config_hash(llmsteer)
     return config_hash(setting)
 
 
 def _build(steerer: Steerer, text: str, spec: ContextMethod, emphasize: Any, llmsteer: LLMSteerConfig,
-           ) -> SteeredContext:
-    ids, emphasis, read = spec.emphasis(steerer, text, emphasize, llmsteer)
-    return SteeredContext(steerer, ids, emphasis, spec.name, read)
+           frame: ChatFrame | None) -> SteeredContext:
+    ids, emphasis, read = spec.emphasis(steerer, text, emphasize, llmsteer, frame)
+    return SteeredContext(steerer, ids, emphasis, spec.name, read, frame)
 
 
-def _spans_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig) -> Emphasised:
+def _spans_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig,
+                    frame: ChatFrame | None) -> Emphasised:
     """The caller's spans (or the text's markup, which is removed)."""
-    encoded = steerer.encode(text, emphasize)
-    ids, emphasis = encoded.encodings["input_ids"], encoded.emphasis_mask
+    marked = steerer.resolve(text, emphasize)
+    ids, emphasis, _ = _encode(steerer, marked, frame)
     if not bool(emphasis.any()):
         raise ContextError("method 'spans' needs something emphasised: pass emphasize=[...] or **markup**")
-    return ids, emphasis, encoded.marked[0].text
+    return ids, emphasis, marked.text
 
 
-def _plain_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig) -> Emphasised:
+def _plain_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig,
+                    frame: ChatFrame | None) -> Emphasised:
     """No emphasis: the context only runs once for many queries."""
-    ids, _ = _tokenize(steerer, text)
+    ids, _, _ = _encode(steerer, MarkedText(text), frame)
     return ids, None, text
 
 
-def _llmsteer_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig) -> Emphasised:
+def _llmsteer_emphasis(steerer: Steerer, text: str, emphasize: Any, llmsteer: LLMSteerConfig,
+                       frame: ChatFrame | None) -> Emphasised:
     """The tokens both of LLMSteer's readings attend to most (see `llmsteer_emphasis`)."""
-    ids, num_special = _tokenize(steerer, text)
-    if num_special >= ids.shape[1]:
+    ids, _, lead = _encode(steerer, MarkedText(text), frame)
+    if lead >= ids.shape[1]:
         raise ContextError("the context has no tokens besides special tokens")
-    emphasis = llmsteer_emphasis(steerer.model, steerer.tokenizer, ids, num_special, llmsteer)
+    emphasis = llmsteer_emphasis(steerer.model, steerer.tokenizer, ids, lead, llmsteer)
     if not bool(emphasis.any()):
         logger.warning("LLMSteer: the two readings share no top-%d token; the context runs unsteered",
-                       llmsteer.k_for(ids.shape[1] - num_special))
+                       llmsteer.k_for(ids.shape[1] - lead))
     return ids, emphasis, text
 
 
-def _tokenize(steerer: Steerer, text: str) -> tuple[torch.Tensor, int]:
-    """input_ids [1, n] of `text` and how many special tokens (BOS) lead them."""
-    encoded = steerer.tokenizer(text, return_special_tokens_mask=True)
-    special, count = encoded["special_tokens_mask"], 0
-    while count < len(special) and special[count]:
-        count += 1
-    return torch.tensor([encoded["input_ids"]], dtype=torch.long), count
+def _encode(steerer: Steerer, context: MarkedText, frame: ChatFrame | None,
+            ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """input_ids [1, n], emphasis flags [1, n] bool, and how many leading tokens are not the context's:
+    the tokenizer's special tokens (BOS) for plain text, the chat template's head through a frame."""
+    if frame is not None:
+        ids, flags, lead = frame.encode_context(steerer.tokenizer, context)
+    else:
+        ids, flags = encode_marked(steerer.tokenizer, context)
+        special = set(steerer.tokenizer.all_special_ids)
+        lead = next((index for index, token in enumerate(ids) if token not in special), len(ids))
+    return torch.tensor([ids], dtype=torch.long), torch.tensor([flags], dtype=torch.bool), lead
 
 
 register_context_method(ContextMethod("llmsteer", _llmsteer_emphasis))

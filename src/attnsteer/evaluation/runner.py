@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from attnsteer.chat import ChatPrompt, marked_of
-from attnsteer.context.config import split_context
+from attnsteer.context.config import LLMSteerConfig, split_context
 from attnsteer.evaluation.methods import continuation, expand_methods, get_method, pick_demonstrations, render
 from attnsteer.heads.head_config import HeadSpec
 from attnsteer.spans import MarkedText
@@ -65,6 +65,7 @@ def evaluate(
     progress: bool = True,
     steerer: Steerer | None = None,
     chat: bool = False,
+    llmsteer: LLMSteerConfig | None = None,
 ) -> EvalResult:
     """Evaluate `method` (see `method_names()`) on `task` (a registered name or a Task).
 
@@ -73,6 +74,7 @@ def evaluate(
     from the task's train split (k_shot of them, seeded). chat: each prompt goes through the
     tokenizer's chat template (`resolve_chat` turns "auto" / "on" / "off" into this), the demonstrations
     as earlier user / assistant exchanges and the emphasis on the same text inside the last user message.
+    llmsteer: how the llmsteer method picks its tokens (default `LLMSteerConfig()`: k = 10% of the context).
     """
     (method,) = expand_methods([method])
     spec = get_method(method)
@@ -91,7 +93,7 @@ def evaluate(
         if spec.reads_context:
             from attnsteer.context.evaluation import run_context_method
 
-            predictions = run_context_method(steerer, task_object, method, examples, bar, chat)
+            predictions = run_context_method(steerer, task_object, method, examples, bar, chat, llmsteer)
         else:
             predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar, chat)
             predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size,
@@ -101,6 +103,8 @@ def evaluate(
     metrics = task_object.aggregate([prediction["metrics"] for prediction in predictions])
     config = {"split": split, "limit": limit, "k_shot": k_shot, "seed": seed, "alpha": steerer.config.alpha,
               "mode": steerer.config.mode, "heads": str(steerer.heads), "data_file": data_file, "chat": chat}
+    if method == "llmsteer":
+        config["llmsteer_top_fraction"] = (llmsteer or LLMSteerConfig()).top_fraction
     return EvalResult(task_object.name, method, metrics, predictions, config, time.perf_counter() - started)
 
 
