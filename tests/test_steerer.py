@@ -96,8 +96,6 @@ def test_bad_heads_and_alpha_are_rejected(tokenizer):
         Steerer(model, tokenizer, heads="0.4")
     with pytest.raises(HeadConfigError, match=r"layer 3 is out of range: the model has layers 0..2"):
         Steerer(model, tokenizer, heads="3")
-    with pytest.raises(HeadConfigError, match=r"no default head set for model"):
-        Steerer(model, tokenizer)
     for alpha in (0.0, -1.0, 2.0):
         with pytest.raises(SteeringConfigError, match=r"alpha must be in \(0, 1\]"):
             Steerer(model, tokenizer, heads="0", alpha=alpha)

@@ -32,7 +32,11 @@ class HeadConfigError(AttnsteerError):
 
 
 class SteeringConfigError(AttnsteerError):
-    """alpha or mode is out of the allowed range."""
+    """A steering method's parameter (alpha, mode, boost, target, granularity) is out of its allowed range."""
+
+
+class UnknownSteeringMethodError(SteeringConfigError):
+    """A steering method name that is not registered (see `attnsteer.steering.methods.steering_method_names`)."""
 
 
 class UnsupportedModelError(AttnsteerError):

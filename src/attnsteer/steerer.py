@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -12,7 +12,7 @@ from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.chat import ChatPrompt, chat_prompt, encode_prompt, marked_of
 from attnsteer.errors import AttnsteerError, NoEmphasisError, SpanError, SteeringConfigError, UnsupportedModelError
-from attnsteer.heads import HeadSpec, heads_for_model
+from attnsteer.heads import HeadSpec
 from attnsteer.model_info import model_shape
 from attnsteer.spans import (
     DEFAULT_MARKUP,
@@ -27,6 +27,13 @@ from attnsteer.spans.substrings import check_occurrence
 from attnsteer.steering.activation import prepare_state, steered
 from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
 from attnsteer.steering.installation import check_supported
+from attnsteer.steering.methods import (
+    SteeringMethod,
+    default_method,
+    make_method,
+    method_parameters,
+    steering_method_names,
+)
 from attnsteer.steering.padding import left_pad, left_pad_prompts
 from attnsteer.steering.state import SteeringState
 
@@ -54,11 +61,15 @@ class EncodedPrompts:
 
 
 class Steerer:
-    """Steer a model's attention towards emphasised parts of prompts (PASTA).
+    """Steer a model's attention towards emphasised parts of prompts.
 
-    heads: which heads to steer (any `HeadConfig.parse` form); None takes the model's default set.
-    config: a `SteeringConfig` (alpha and mode); `alpha=` / `mode=` are shorthand for one (default
-        alpha 0.01, exclude), not to be combined with `config=`.
+    method: a steering method by name (`steering.methods`: "pasta", "instaboost", "spotlight") or a
+        `SteeringMethod`; None: PASTA when heads / alpha / mode are given or the model ships a profiled
+        head set, else the profiling-free default (`steering.methods.default_method`, logged).
+    heads, alpha, mode: PASTA's parameters (heads: any `HeadConfig.parse` form, None: the model's
+        shipped set; alpha 0.01, exclude); `config=SteeringConfig(...)` gives alpha and mode at once.
+    boost: InstABoost's factor on attention to the emphasised tokens (>= 1).
+    target, granularity: Spotlight's target share of attention on the span and "layer" | "head".
     markup: the inline emphasis delimiters (None disables markup).
     occurrence: which occurrences of a substring to emphasise, "first" or "all".
     A tokenizer without a pad token gets its EOS token as pad token (set on the tokenizer).
@@ -74,34 +85,53 @@ class Steerer:
         markup: MarkupStyle | None = DEFAULT_MARKUP,
         occurrence: Occurrence = "first",
         config: SteeringConfig | None = None,
+        method: str | SteeringMethod | None = None,
+        boost: float | None = None,
+        target: float | None = None,
+        granularity: str | None = None,
     ) -> None:
         check_supported(model)
         check_occurrence(occurrence)
         if not getattr(tokenizer, "is_fast", False):
             raise UnsupportedModelError("attnsteer needs a fast tokenizer (with offset mapping) to locate spans")
         self.model, self.tokenizer, self.markup, self.occurrence = model, tokenizer, markup, occurrence
-        num_layers, num_heads = model_shape(model)
-        self.heads = heads_for_model(heads, model)
-        self.heads.validate(num_layers, num_heads)
-        self.config = _steering_config(config, alpha, mode)
+        parameters = _given(heads=heads, **_config_parameters(config, alpha, mode), boost=boost, target=target,
+                            granularity=granularity)
+        self._set_method(_choose_method(model, method, parameters))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
 
     def with_options(
-        self, heads: HeadSpec | None = None, alpha: float | None = None, mode: SteeringMode | None = None
+        self, heads: HeadSpec | None = None, alpha: float | None = None, mode: SteeringMode | None = None,
+        method: str | SteeringMethod | None = None, boost: float | None = None, target: float | None = None,
+        granularity: str | None = None,
     ) -> Steerer:
-        """A copy sharing the model, with other heads / alpha / mode."""
+        """A copy sharing the model, with another method or other parameters (the rest of the current
+        method's parameters are kept when the method stays the same)."""
         other = object.__new__(Steerer)
         other.__dict__.update(self.__dict__)
-        if heads is not None:
-            other.heads = heads_for_model(heads, self.model)
-        other.config = replace(self.config, **{k: v for k, v in (("alpha", alpha), ("mode", mode)) if v is not None})
+        changes = _given(heads=heads, alpha=alpha, mode=mode, boost=boost, target=target, granularity=granularity)
+        if isinstance(method, SteeringMethod):
+            if changes:
+                raise SteeringConfigError("give a SteeringMethod or parameters, not both")
+            other._set_method(method)
+            return other
+        name = method or self.method.name
+        kept = self.method.parameters() if name == self.method.name else {}
+        other._set_method(make_method(name, self.model, **{**kept, **changes}))
         return other
+
+    def _set_method(self, method: SteeringMethod) -> None:
+        """Adopt `method`: `heads` / `config` are the static part of what it applies (PASTA's heads and
+        alpha; InstABoost's every head; none for Spotlight)."""
+        row = method.row()
+        row.heads.validate(*model_shape(self.model))
+        self.method, self.heads, self.config, self._row = method, row.heads, row.config, row
 
     @property
     def row_steering(self) -> RowSteering:
-        """This steerer's heads and config, as applied to every row it steers."""
-        return RowSteering(self.heads, self.config)
+        """What this steerer applies to every row it steers (`method.row()`)."""
+        return self._row
 
     # ----- encoding ------------------------------------------------------------------------------
     def encode(self, prompts: Prompt | Sequence[Prompt], emphasize: Any = None) -> EncodedPrompts:
@@ -313,15 +343,40 @@ class Steerer:
             yield state
 
 
-def _steering_config(config: SteeringConfig | None, alpha: float | None, mode: SteeringMode | None) -> SteeringConfig:
-    """`config`, or one built from the alpha/mode shorthand (defaults 0.01, exclude)."""
+def _config_parameters(config: SteeringConfig | None, alpha: float | None, mode: SteeringMode | None,
+                       ) -> dict[str, Any]:
+    """alpha / mode from `config` or from the shorthand (not both)."""
     if config is None:
-        return SteeringConfig(**{k: v for k, v in (("alpha", alpha), ("mode", mode)) if v is not None})
+        return {"alpha": alpha, "mode": mode}
     if alpha is not None or mode is not None:
         raise SteeringConfigError("give config=SteeringConfig(...) or alpha=/mode=, not both")
     if not isinstance(config, SteeringConfig):
         raise SteeringConfigError(f"config must be a SteeringConfig, got {config!r}")
-    return config
+    return {"alpha": config.alpha, "mode": config.mode}
+
+
+def _given(**parameters: Any) -> dict[str, Any]:
+    """The parameters that are not None."""
+    return {key: value for key, value in parameters.items() if value is not None}
+
+
+def _choose_method(model: PreTrainedModel, method: str | SteeringMethod | None,
+                   parameters: dict[str, Any]) -> SteeringMethod:
+    """`method` (a name, built with `parameters`, or a SteeringMethod); None: see `Steerer`."""
+    if isinstance(method, SteeringMethod):
+        if parameters:
+            raise SteeringConfigError(f"give method= a SteeringMethod or a name with parameters, not both "
+                                      f"(got {', '.join(parameters)})")
+        return method
+    if method is None and not parameters:
+        return default_method(model)
+    if method is None:
+        owners = [name for name in steering_method_names() if set(parameters) <= set(method_parameters(name))]
+        if not owners:
+            raise SteeringConfigError(f"the parameters {', '.join(sorted(parameters))} belong to different steering "
+                                      "methods; name one with method=")
+        method = owners[0]
+    return make_method(method, model, **parameters)
 
 
 def _message(message: Mapping[str, Any], index: int) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from attnsteer.model_info import model_shape
 from attnsteer.steering.bias import head_weights, token_bias
 from attnsteer.steering.config import RowSteering
 from attnsteer.steering.installation import installed
-from attnsteer.steering.state import AttentionReadout, SteeringState, activate, activate_readout
+from attnsteer.steering.state import AttentionReadout, SpotlightRows, SteeringState, activate, activate_readout
 
 
 def prepare_state(
@@ -57,7 +57,27 @@ def prepare_state(
         configs = [row.config if row else None for row in rows]
         heads = [row.heads if row else None for row in rows]
     bias = token_bias(emphasis_mask, prompt_mask.bool(), configs)
-    return SteeringState(bias, head_weights(heads, num_heads), fast_prefill=fast_prefill)
+    spotlight = spotlight_rows(rows, emphasis_mask.shape[0], emphasis_mask, prompt_mask, num_layers)
+    return SteeringState(bias, head_weights(heads, num_heads), spotlight, fast_prefill=fast_prefill)
+
+
+def spotlight_rows(rows: Sequence[RowSteering | None], batch: int, emphasis_mask: torch.Tensor,
+                   prompt_mask: torch.Tensor, num_layers: int) -> SpotlightRows | None:
+    """The Spotlight part of a batch's steering (None when no row has one).
+
+    rows: one RowSteering for the whole batch (a single entry) or one per row.
+    """
+    targets = [row.spotlight if row is not None else None for row in rows]
+    if all(target is None for target in targets):
+        return None
+    if len(targets) == 1:
+        targets = targets * batch
+    span = emphasis_mask.bool() & prompt_mask.bool()
+    target = torch.tensor([t.target if t is not None else 0.0 for t in targets], dtype=torch.float32)
+    target = target * span.any(dim=-1).float().cpu()  # a row with nothing emphasised runs unsteered
+    per_head = torch.tensor([t is not None and t.granularity == "head" for t in targets])
+    real = prompt_mask.bool().cumsum(dim=-1) > 0  # all but left padding (a scored continuation is real)
+    return SpotlightRows(target, per_head, span, real, tuple(range(num_layers)))
 
 
 @contextmanager

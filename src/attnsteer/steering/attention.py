@@ -1,5 +1,8 @@
 """The steered attention functions, registered with transformers' `AttentionInterface`.
 
+A layer gets a static bias (PASTA / InstABoost rows: `state.bias_for`) and/or Spotlight's dynamic one
+(`state.spotlight_for`, `spotlight.py`).
+
 Two implementations are registered, each with its matching mask function:
 - `attnsteer_sdpa`: torch's scaled_dot_product_attention, the bias passed as a float mask;
 - `attnsteer_eager`: the model's own eager attention (needed for logit soft-capping, Gemma 2),
@@ -23,6 +26,7 @@ from transformers.masking_utils import AttentionMaskInterface, eager_mask, sdpa_
 
 from attnsteer.errors import UnsupportedModelError
 from attnsteer.steering.split_heads import split_heads_attention
+from attnsteer.steering.spotlight import spotlight_eager, spotlight_sdpa
 from attnsteer.steering.state import active_readout, active_state
 
 STEERED_SDPA = "attnsteer_sdpa"
@@ -47,10 +51,13 @@ def steered_sdpa_forward(
         return steered_eager_forward(module, query, key, value, mask, **kwargs)
     state = active_state()
     bias = state.bias_for(module.layer_idx, query, key.shape[2]) if state is not None else None
-    if bias is None:
+    spotlight = state.spotlight_for(module.layer_idx, query, key.shape[2]) if state is not None else None
+    if bias is None and spotlight is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     if kwargs.get("position_bias") is not None:
         raise UnsupportedModelError(f"{type(module).__name__} already uses a position bias; use the eager path")
+    if spotlight is not None:
+        return spotlight_sdpa(module, query, key, value, attention_mask, bias, spotlight, **kwargs)
     if query.shape[2] > 1 and state.fast_prefill:
         steered = state.steered_heads(module.layer_idx, query.device)
         return split_heads_attention(module, query, key, value, attention_mask, bias, steered, **kwargs)
@@ -68,21 +75,20 @@ def steered_eager_forward(
     """The model's eager attention with the bias folded into its float mask [batch, heads, queries, keys];
     the probabilities go to the active readout, if any."""
     eager = model_eager_attention(module)
-    bias = _layer_bias(module, query, key)
+    state = active_state()
+    bias = state.bias_for(module.layer_idx, query, key.shape[2]) if state is not None else None
+    spotlight = state.spotlight_for(module.layer_idx, query, key.shape[2]) if state is not None else None
     if bias is not None:
         attention_mask = _add_bias_to_float_mask(attention_mask, bias, query.shape[2])
+    if spotlight is not None:
+        mask = float_mask(attention_mask, query.shape[2], key.shape[2], query.dtype, query.device)
+        attention_mask = spotlight_eager(eager, module, query, key, value, mask[..., : key.shape[2]], spotlight,
+                                         **kwargs)
     output, probabilities = eager(module, query, key, value, attention_mask, **kwargs)
     readout = active_readout()
     if readout is not None and readout.record is not None and probabilities is not None:
         readout.record(module.layer_idx, probabilities.detach())
     return output, probabilities
-
-
-def _layer_bias(module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor | None:
-    state = active_state()
-    if state is None:
-        return None
-    return state.bias_for(module.layer_idx, query, key.shape[2])
 
 
 def _add_bias_to_float_mask(mask: torch.Tensor | None, bias: torch.Tensor, num_queries: int) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""`SteeringConfig`: how strongly and in which direction steered heads are pushed; `RowSteering`:
-which heads of one batch row get it."""
+"""`SteeringConfig`: how strongly and in which direction steered heads are pushed (PASTA, InstABoost);
+`SpotlightTarget`: the share of attention Spotlight steers each query to; `RowSteering`: what one batch
+row gets."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from attnsteer.heads.head_config import HeadConfig
 
 SteeringMode = Literal["exclude", "include"]
 STEERING_MODES: tuple[str, ...] = ("exclude", "include")
+Granularity = Literal["layer", "head"]
+GRANULARITIES: tuple[str, ...] = ("layer", "head")
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,35 @@ class SteeringConfig:
 
 
 @dataclass(frozen=True)
+class SpotlightTarget:
+    """Spotlight's knobs (arXiv 2505.12025): steer attention to a target share on the emphasised span.
+
+    target: the share p in (0, 1) of attention the span should receive; a query (or layer) already at
+        or above it is left alone.
+    granularity: "layer" (the reference code's semantics: per batch row, the span's share averaged
+        over a layer's heads and this forward's queries; when below p, log(p / share) is added to the
+        span's scores on every head and query) or "head" (each head and query brought exactly to p).
+        "head" is causal (position i depends on tokens <= i only), so it can be prefix-cached; "layer"
+        averages over the queries of one forward pass, so a prompt prefilled in chunks reads differently.
+    """
+
+    target: float = 0.2
+    granularity: Granularity = "layer"
+
+    def __post_init__(self) -> None:
+        target = self.target
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) \
+                or not 0.0 < target < 1.0:
+            raise SteeringConfigError(f"target must be a share of attention in (0, 1) (Spotlight's default is "
+                                      f"0.2), got {target!r}")
+        if self.granularity not in GRANULARITIES:
+            raise SteeringConfigError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
+
+
+@dataclass(frozen=True)
 class RowSteering:
-    """How one batch row is steered: the heads to steer and the `SteeringConfig` they get.
+    """How one batch row is steered: a static bias (the heads and the `SteeringConfig` they get: PASTA,
+    InstABoost) and/or a dynamic one (`spotlight`: every head of every layer steered to a target share).
 
     A batch may mix rows steered differently and rows not steered at all (None); see
     `attnsteer.steering.prepare_state`.
@@ -74,9 +104,12 @@ class RowSteering:
 
     heads: HeadConfig
     config: SteeringConfig = SteeringConfig()
+    spotlight: SpotlightTarget | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.heads, HeadConfig):
             raise SteeringConfigError(f"heads must be a HeadConfig (see HeadConfig.parse), got {self.heads!r}")
         if not isinstance(self.config, SteeringConfig):
             raise SteeringConfigError(f"config must be a SteeringConfig, got {self.config!r}")
+        if self.spotlight is not None and not isinstance(self.spotlight, SpotlightTarget):
+            raise SteeringConfigError(f"spotlight must be a SpotlightTarget or None, got {self.spotlight!r}")

@@ -41,11 +41,11 @@ def split_heads_attention(
     unsteered = _other_heads(steered, num_heads)
     output = query.new_empty(query.shape[0], query.shape[2], num_heads, value.shape[-1])
     if unsteered.numel():
-        q, k, v = _select_heads(query, key, value, unsteered)
-        output[:, :, unsteered] = _stock_sdpa(module, q, k, v, attention_mask, scale, **kwargs)
-    q, k, v = _select_heads(query, key, value, steered)
+        q, k, v = select_heads(query, key, value, unsteered)
+        output[:, :, unsteered] = stock_sdpa(module, q, k, v, attention_mask, scale, **kwargs)
+    q, k, v = select_heads(query, key, value, steered)
     q, k, v = _fold_bias(q, k, v, bias[:, steered, 0, :], scale)
-    output[:, :, steered] = _stock_sdpa(module, q, k, v, attention_mask, scale, **kwargs)[..., : value.shape[-1]]
+    output[:, :, steered] = stock_sdpa(module, q, k, v, attention_mask, scale, **kwargs)[..., : value.shape[-1]]
     return output, None
 
 
@@ -55,7 +55,7 @@ def _other_heads(steered: torch.Tensor, num_heads: int) -> torch.Tensor:
     return keep.nonzero().flatten()
 
 
-def _select_heads(
+def select_heads(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, heads: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The query heads `heads` and, for each, its key/value head (GQA: query head h reads kv head h // groups)."""
@@ -84,7 +84,7 @@ def _fold_bias(
             torch.cat([value, value_extra], -1))
 
 
-def _stock_sdpa(
+def stock_sdpa(
     module: torch.nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
     attention_mask: torch.Tensor | None, scale: float, **kwargs: Any,
 ) -> torch.Tensor:

@@ -30,6 +30,7 @@ class SteeringState:
     token_bias: [batch, tokens] float, the per-position score bias (see `bias.token_bias`), indexed
         by absolute position in the input the call started with.
     weights: {layer: [batch or 1, heads] float}, how much of the bias each head gets (1.0 = PASTA).
+    spotlight: the rows steered to a target share of attention (Spotlight), on every layer; None: none.
     query_end: absolute position just past the current forward's last query; set by the mask
         function each forward (so keys map to absolute positions, also for sliding-window caches).
     visited: layers whose steered attention ran (to check that nothing was silently unsteered).
@@ -39,6 +40,7 @@ class SteeringState:
 
     token_bias: torch.Tensor
     weights: dict[int, torch.Tensor]
+    spotlight: SpotlightRows | None = None
     query_end: int | None = None
     query_length: int | None = None
     visited: set[int] = field(default_factory=set)
@@ -68,13 +70,27 @@ class SteeringState:
         _check_shapes(layer, weights, cached, query)
         return layer_bias(cached, weights.to(query.device), query.dtype)
 
+    def spotlight_for(self, layer: int, query: torch.Tensor, num_keys: int) -> SpotlightLayer | None:
+        """Spotlight's rows as seen by `layer`'s keys and queries, or None when no row is spotlighted.
+
+        query: [batch, heads, queries, head_dim], used for shapes and device.
+        """
+        if self.spotlight is None:
+            return None
+        self.visited.add(layer)
+        key_start = self._key_start(query.shape[2], num_keys)
+        assert self.query_end is not None  # set by _key_start's check
+        return self.spotlight.at(key_start, num_keys, self.query_end - query.shape[2], query.shape[2],
+                                 query.device)
+
     def steered_heads(self, layer: int, device: torch.device) -> torch.Tensor:
         """[n] long: the heads of `layer` that any batch row steers."""
         return self.weights[layer].abs().sum(dim=0).nonzero().flatten().to(device)
 
     def check_visited(self) -> None:
         """Raise UnsupportedModelError if a layer this state steers never ran the steered attention."""
-        missing = sorted(set(self.weights) - self.visited)
+        expected = set(self.weights) | (set(self.spotlight.layers) if self.spotlight is not None else set())
+        missing = sorted(expected - self.visited)
         if missing:
             raise UnsupportedModelError(
                 f"layers {missing} were never steered: their attention does not dispatch through "
@@ -90,6 +106,49 @@ class SteeringState:
         # Keys are the last `num_keys` positions ending at the current query (full layers hold all
         # of them, sliding-window layers a suffix); a static cache holds a buffer from position 0.
         return max(self.query_end - num_keys, 0)
+
+
+@dataclass(frozen=True)
+class SpotlightLayer:
+    """Spotlight's rows at one layer's forward.
+
+    span: [batch, keys] float32, 1.0 on emphasised keys. target: [batch] float32 (0: row not spotlighted).
+    per_head: [batch] bool, granularity "head". valid_queries: [batch, queries] bool, not padding.
+    """
+
+    span: torch.Tensor
+    target: torch.Tensor
+    per_head: torch.Tensor
+    valid_queries: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SpotlightRows:
+    """Spotlight's rows of a batch (see `SpotlightTarget`).
+
+    target: [batch] float32, the share each row steers to (0: the row is not spotlighted).
+    per_head: [batch] bool, True for granularity "head" (else "layer").
+    span: [batch, tokens] bool, the emphasised prompt tokens (absolute positions of the input).
+    valid: [batch, tokens] bool, the real (non-padding) input positions; positions after the input
+        (generated tokens) are real and never emphasised.
+    layers: the layers steered (every layer of the model).
+    """
+
+    target: torch.Tensor
+    per_head: torch.Tensor
+    span: torch.Tensor
+    valid: torch.Tensor
+    layers: tuple[int, ...]
+
+    def at(self, key_start: int, num_keys: int, query_start: int, num_queries: int,
+           device: torch.device) -> SpotlightLayer:
+        """The rows sliced to keys key_start .. +num_keys and queries query_start .. +num_queries."""
+        span = keys_bias(self.span.float(), key_start, num_keys)
+        valid = keys_bias(self.valid.float(), query_start, num_queries)
+        past_input = torch.arange(query_start, query_start + num_queries) >= self.valid.shape[1]
+        valid_queries = (valid > 0) | past_input[None, :].to(valid.device)
+        return SpotlightLayer(span.to(device), self.target.to(device), self.per_head.to(device),
+                              valid_queries.to(device))
 
 
 def _check_shapes(layer: int, weights: torch.Tensor, key_bias: torch.Tensor, query: torch.Tensor) -> None:
