@@ -1,22 +1,30 @@
-"""Steering overhead against plain sdpa and against an emulation of the original PASTA code.
+"""Steering overhead of each steering method against plain sdpa, and against emulations of the original code.
 
 A random-weight Llama-shaped model (default: 16 layers x 16 heads, hidden 1024, intermediate 2816,
-vocab 32000), 30 heads steered in 10 layers, an emphasised span over 10% of the prompt. For each
-prompt length T and batch size B, each implementation runs in a fresh process:
-  plain         stock sdpa, nothing steered (the baseline)
-  steered       attnsteer (split-heads prefill fast path, bias-as-mask decode)
-  steered-mask  attnsteer with the full [B, H, T, S] bias mask at prefill (the path it replaced)
-  original      eager attention + a cloned [B, H, T, S] mask per steered layer (benchmarks/original_pasta.py)
-and reports the median prefill latency (>= 3 runs after a warm-up), decode tokens/s (128 new tokens
-after the prompt, greedy, with the KV cache) and peak memory (CPU: the process's peak RSS from
-resource.getrusage; CUDA: torch.cuda.max_memory_allocated), with ratios to plain, and the peak
-above what loading the model took (the memory the attention itself adds).
+vocab 32000), an emphasised span over 10% of the prompt. For each prompt length T and batch size B,
+each method (`--methods`) runs in a fresh process:
+  plain               stock sdpa, nothing steered (the baseline)
+  pasta               attnsteer PASTA, 30 heads in 10 layers (split-heads prefill, bias-as-mask decode)
+  pasta-mask          the same with the full [B, H, T, S] bias mask at prefill (the path it replaced)
+  original-pasta      eager attention + a cloned [B, H, T, S] mask per steered layer (original_pasta.py)
+  instaboost          attnsteer InstABoost, boost 5: every head of every layer (split-heads path)
+  spotlight           attnsteer Spotlight, target 0.2, granularity layer (two stock sdpa passes per layer)
+  spotlight-head      the same, granularity head
+  original-spotlight  IBM's path: eager attention, a hook recomputing each layer's output (original_spotlight.py)
+(steered, steered-mask and original are the older names of pasta, pasta-mask and original-pasta), and reports
+the median prefill latency (>= 3 runs after a warm-up), decode tokens/s (128 new tokens after the prompt,
+greedy, with the KV cache) and peak memory (CPU: the process's peak RSS from resource.getrusage; CUDA:
+torch.cuda.max_memory_allocated), with ratios to plain measured in the same run, and the peak above what
+loading the model took (the memory the attention itself adds).
 
-    python benchmarks/overhead.py                 # T in {512, 2048, 4096} x B in {1, 8}
-    python benchmarks/overhead.py --quick         # T=2048, B=1; last line: overhead latency=<r> memory=<r>
-    python benchmarks/overhead.py --quick --repeat 3   # the README's CPU figures (3 rotated rounds)
+    python benchmarks/overhead.py                 # T=2048, B=1: plain, pasta, instaboost, spotlight, spotlight-head
+    python benchmarks/overhead.py --methods plain,pasta,pasta-mask,original-pasta --repeat 3   # PASTA vs original
+    python benchmarks/overhead.py --methods plain,spotlight,original-spotlight   # Spotlight vs IBM's path
+    python benchmarks/overhead.py --T 512,2048,4096 --batch 1,8
+    python benchmarks/overhead.py --quick         # a check in under a minute: tiny shape, T=512, one process
     python benchmarks/overhead.py --device cuda --shape llama3-8b --T 4096,16384 --batch 1
-Cases whose estimated memory exceeds what the machine has are reported as skipped.
+The last lines give each method's ratios to plain at the first setting; the very last,
+`overhead latency=<r> memory=<r>`, pasta's. Cases whose estimated memory exceeds the machine's are skipped.
 """
 
 from __future__ import annotations
@@ -38,19 +46,35 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHAPES = {
+    "tiny": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
+             "num_key_value_heads": 4, "vocab_size": 4096},
     "llama-16x16": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 16,
                     "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 32000},
     "llama3-8b": {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
                   "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256},
 }
-IMPLEMENTATIONS = ("plain", "steered", "steered-mask", "original")
+METHODS = ("plain", "pasta", "pasta-mask", "original-pasta", "instaboost", "spotlight", "spotlight-head",
+           "original-spotlight")
+DEFAULT_METHODS = "plain,pasta,instaboost,spotlight,spotlight-head"
+OLD_NAMES = {"steered": "pasta", "steered-mask": "pasta-mask", "original": "original-pasta"}
+EAGER = ("original-pasta", "original-spotlight")  # the emulations of the original code run eager attention
+FORWARD_OPTIONS = {"original-spotlight": {"output_attentions": True}}  # as the reference calls generate
 
 
 def steered_heads(config) -> dict[int, list[int]]:
-    """30 heads in 10 middle layers, 3 per layer."""
-    first = config.num_hidden_layers // 2 - 5
+    """PASTA's heads: 3 per layer in the 10 middle layers (30 heads; all layers of a shallower model)."""
+    first = max(0, config.num_hidden_layers // 2 - 5)
     heads = config.num_attention_heads
-    return {layer: [0, heads // 3, 2 * heads // 3] for layer in range(first, first + 10)}
+    return {layer: [0, heads // 3, 2 * heads // 3] for layer in range(first, min(first + 10, config.num_hidden_layers))}
+
+
+def method_names(text: str) -> list[str]:
+    """--methods: comma-separated names (older names accepted); an unknown one exits naming the allowed."""
+    names = [OLD_NAMES.get(name.strip(), name.strip()) for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METHODS]
+    if unknown or not names:
+        raise SystemExit(f"--methods: unknown {', '.join(unknown) or 'empty list'}; choose from {', '.join(METHODS)}")
+    return names
 
 
 def build(shape: str, implementation: str, device: str):
@@ -63,7 +87,7 @@ def build(shape: str, implementation: str, device: str):
     with torch.device(device):
         model = LlamaForCausalLM(config).eval()
     torch.set_default_dtype(torch.float32)
-    model.set_attn_implementation("eager" if implementation == "original" else "sdpa")
+    model.set_attn_implementation("eager" if implementation in EAGER else "sdpa")
     return model
 
 
@@ -78,18 +102,25 @@ def inputs(config, length: int, batch: int, device: str):
 
 def steering_block(implementation: str, model, emphasis, attention):
     from original_pasta import original_pasta
+    from original_spotlight import original_spotlight
 
     from attnsteer.heads import HeadConfig
-    from attnsteer.steering import RowSteering, install, prepare_state, steered
+    from attnsteer.steering import RowSteering, install, make_method, prepare_state, steered
 
     heads = HeadConfig.from_dict(steered_heads(model.config))
     if implementation == "plain":
         return nullcontext()
-    if implementation == "original":
+    if implementation == "original-pasta":
         return original_pasta(model, heads, emphasis, attention.bool())
+    if implementation == "original-spotlight":
+        return original_spotlight(model, emphasis)
+    rows = {"pasta": lambda: RowSteering(heads), "pasta-mask": lambda: RowSteering(heads),
+            "instaboost": lambda: make_method("instaboost", model, boost=5.0).row(),
+            "spotlight": lambda: make_method("spotlight", model, target=0.2, granularity="layer").row(),
+            "spotlight-head": lambda: make_method("spotlight", model, target=0.2, granularity="head").row()}
     install(model)
-    fast = implementation == "steered"
-    state = prepare_state(model, RowSteering(heads), emphasis, attention.bool(), fast_prefill=fast)
+    fast = implementation != "pasta-mask"
+    state = prepare_state(model, rows[implementation](), emphasis, attention.bool(), fast_prefill=fast)
     return steered(model, state)
 
 
@@ -111,11 +142,12 @@ def run_case(implementation: str, shape: str, length: int, batch: int, runs: int
     model = build(shape, implementation, device)
     ids, attention, emphasis = inputs(model.config, length, batch, device)
     loaded = peak_bytes(device)  # weights and start-up: what every implementation pays
+    options = FORWARD_OPTIONS.get(implementation, {})
     with torch.inference_mode(), ExitStack() as stack:
         stack.enter_context(steering_block(implementation, model, emphasis, attention))
 
         def prefill():
-            return model(input_ids=ids, attention_mask=attention, use_cache=True, logits_to_keep=1)
+            return model(input_ids=ids, attention_mask=attention, use_cache=True, logits_to_keep=1, **options)
 
         def decode():
             output = prefill()
@@ -124,7 +156,7 @@ def run_case(implementation: str, shape: str, length: int, batch: int, runs: int
             started = time.perf_counter()
             for _ in range(decode_tokens):
                 mask = torch.cat([mask, torch.ones_like(token)], dim=1)
-                output = model(input_ids=token, attention_mask=mask, cache=cache, use_cache=True)
+                output = model(input_ids=token, attention_mask=mask, cache=cache, use_cache=True, **options)
                 token = output.logits[:, -1:].argmax(-1)
             synchronize(device)
             return time.perf_counter() - started
@@ -153,7 +185,10 @@ def estimated_gib(implementation: str, shape: str, length: int, batch: int, devi
     params = layers * (4 * hidden**2 + 3 * hidden * config["intermediate_size"]) + 2 * config["vocab_size"] * hidden
     kv = 2 * layers * batch * length * hidden * element
     scores = batch * heads * length * length
-    transient = {"plain": 0, "steered": 0, "steered-mask": scores * 4, "original": scores * (2 * element + 8)}
+    transient = {"plain": 0, "pasta": 0, "pasta-mask": scores * 4, "original-pasta": scores * (2 * element + 8),
+                 "instaboost": 0, "spotlight": 0, "spotlight-head": 0,
+                 # eager weights kept for every layer (output_attentions) + a clone + float32 log-weights
+                 "original-spotlight": scores * (layers * element + element + 8)}
     return (params * element + kv + transient[implementation] + 8 * batch * length * hidden * element) / 2**30
 
 
@@ -173,13 +208,27 @@ def run_in_fresh_process(args, implementation: str, length: int, batch: int) -> 
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def run_in_this_process(args, implementation: str, length: int, batch: int) -> dict:
+    """--quick: the case in this process (no interpreter start-up per case). Peak memory is then only measured
+    on CUDA (reset per case); a CPU process's peak RSS covers every earlier case, so it is not reported."""
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    result = run_case(implementation, args.shape, length, batch, args.runs, args.decode_tokens, args.device)
+    if args.device != "cuda":
+        result.update(peak_gib=math.nan, above_load_gib=math.nan)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Steering overhead benchmark.")
-    parser.add_argument("--quick", action="store_true", help="T=2048, batch 1 only")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check in under a minute: the tiny shape, T=512, batch 1, 1 run, 16 decode "
+                        "tokens, every case in this process (CPU peak memory then not measured)")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="llama-16x16")
-    parser.add_argument("--T", default="512,2048,4096")
-    parser.add_argument("--batch", default="1,8")
-    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
+    parser.add_argument("--T", default="2048", help="prompt lengths, comma-separated")
+    parser.add_argument("--batch", default="1", help="batch sizes, comma-separated")
+    parser.add_argument("--methods", "--implementations", dest="methods", default=DEFAULT_METHODS,
+                        help=f"comma-separated, from {', '.join(METHODS)} (plain is the ratios' baseline)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per process (median)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="fresh processes per case, in rotated order (median): evens out a noisy machine")
@@ -193,16 +242,16 @@ def main() -> None:
                                   args.decode_tokens, args.device)))
         return
     if args.quick:
-        args.T, args.batch = "2048", "1"
+        args.shape, args.T, args.batch, args.runs, args.decode_tokens = "tiny", "512", "1", 1, 16
     report(args)
 
 
 def report(args) -> None:
-    implementations = args.implementations.split(",")
+    implementations = method_names(args.methods)
     rows = []
     print(f"device={args.device} shape={args.shape} runs={args.runs} repeat={args.repeat} "
           f"decode_tokens={args.decode_tokens}")
-    print(f"{'T':>6} {'B':>3} {'implementation':14} {'prefill s':>10} {'x plain':>8} {'decode tok/s':>13} "
+    print(f"{'T':>6} {'B':>3} {'method':18} {'prefill s':>10} {'x plain':>8} {'decode tok/s':>13} "
           f"{'x plain':>8} {'peak GiB':>9} {'x plain':>8} {'above load GiB':>15}", flush=True)
     for length in map(int, args.T.split(",")):
         for batch in map(int, args.batch.split(",")):
@@ -225,7 +274,8 @@ def measure_setting(args, implementations: list[str], length: int, batch: int) -
             if need > (0.9 if args.device == "cuda" else 0.8) * available_gib(args.device):
                 samples[implementation].append({"error": f"skipped: needs about {need:.0f} GiB"})
             else:
-                samples[implementation].append(run_in_fresh_process(args, implementation, length, batch))
+                run = run_in_this_process if args.quick else run_in_fresh_process
+                samples[implementation].append(run(args, implementation, length, batch))
     return {name: median_result(results) for name, results in samples.items()}
 
 
@@ -238,31 +288,39 @@ def median_result(results: list[dict]) -> dict:
 
 def print_row(length: int, batch: int, implementation: str, result: dict, plain: dict | None) -> None:
     if "error" in result:
-        print(f"{length:>6} {batch:>3} {implementation:14} {result['error']}", flush=True)
+        print(f"{length:>6} {batch:>3} {implementation:18} {result['error']}", flush=True)
         return
 
     def ratio(key: str) -> str:
         return f"{result[key] / plain[key]:8.2f}" if plain and "error" not in plain else f"{'-':>8}"
 
-    print(f"{length:>6} {batch:>3} {implementation:14} {result['prefill_s']:10.3f} {ratio('prefill_s')} "
+    print(f"{length:>6} {batch:>3} {implementation:18} {result['prefill_s']:10.3f} {ratio('prefill_s')} "
           f"{result['decode_tok_s']:13.1f} {ratio('decode_tok_s')} {result['peak_gib']:9.2f} {ratio('peak_gib')} "
           f"{result.get('above_load_gib', math.nan):15.3f}", flush=True)
 
 
 def summarize(rows: list[dict]) -> None:
-    """The last line: steered / plain at T=2048, batch 1 (or the first measured setting)."""
+    """Each method's ratios to plain at the first measured setting (T=2048, B=1 when measured); the last line,
+    `overhead latency=<r> memory=<r>`, pasta's prefill and peak-memory ratios."""
     def find(implementation: str, length: int, batch: int) -> dict | None:
         return next((r for r in rows if (r["implementation"], r["T"], r["batch"]) == (implementation, length, batch)
                      and "error" not in r), None)
 
     settings = [(2048, 1)] + [(r["T"], r["batch"]) for r in rows]
     for length, batch in settings:
-        plain, steered = find("plain", length, batch), find("steered", length, batch)
-        if plain and steered:
-            print(f"at T={length}, B={batch}: decode tokens/s steered / plain = "
-                  f"{steered['decode_tok_s'] / plain['decode_tok_s']:.3f}")
-            print(f"overhead latency={steered['prefill_s'] / plain['prefill_s']:.3f} "
-                  f"memory={steered['peak_gib'] / plain['peak_gib']:.3f}")
+        plain = find("plain", length, batch)
+        measured = [r for r in rows if (r["T"], r["batch"]) == (length, batch) and r["implementation"] != "plain"
+                    and "error" not in r]
+        if plain and measured:
+            print(f"at T={length}, B={batch}, x plain (prefill latency, decode tokens/s, peak memory):")
+            for row in measured:
+                ratios = {key: row[key] / plain[key] for key in ("prefill_s", "decode_tok_s", "peak_gib")}
+                print(f"  {row['implementation']:18} prefill {ratios['prefill_s']:.3f}  decode "
+                      f"{ratios['decode_tok_s']:.3f}  memory {ratios['peak_gib']:.3f}")
+            pasta = find("pasta", length, batch)
+            if pasta:
+                print(f"overhead latency={pasta['prefill_s'] / plain['prefill_s']:.3f} "
+                      f"memory={pasta['peak_gib'] / plain['peak_gib']:.3f}")
             return
 
 

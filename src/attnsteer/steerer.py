@@ -27,13 +27,7 @@ from attnsteer.spans.substrings import check_occurrence
 from attnsteer.steering.activation import prepare_state, steered
 from attnsteer.steering.config import RowSteering, SteeringConfig, SteeringMode
 from attnsteer.steering.installation import check_supported
-from attnsteer.steering.methods import (
-    SteeringMethod,
-    default_method,
-    make_method,
-    method_parameters,
-    steering_method_names,
-)
+from attnsteer.steering.methods import SteeringMethod, default_method, make_method, method_for_parameters
 from attnsteer.steering.padding import left_pad, left_pad_prompts
 from attnsteer.steering.state import SteeringState
 
@@ -370,13 +364,7 @@ def _choose_method(model: PreTrainedModel, method: str | SteeringMethod | None,
         return method
     if method is None and not parameters:
         return default_method(model)
-    if method is None:
-        owners = [name for name in steering_method_names() if set(parameters) <= set(method_parameters(name))]
-        if not owners:
-            raise SteeringConfigError(f"the parameters {', '.join(sorted(parameters))} belong to different steering "
-                                      "methods; name one with method=")
-        method = owners[0]
-    return make_method(method, model, **parameters)
+    return make_method(method or method_for_parameters(parameters), model, **parameters)
 
 
 def _message(message: Mapping[str, Any], index: int) -> tuple[str, str]:

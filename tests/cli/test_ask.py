@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from attnsteer import Steerer, load_model
 from attnsteer.cli.main import app
 from attnsteer.context import LLMSteerConfig, autopasta_generate, prepare_context
+from tests.cli.steering_cases import STEERING_CASES, steering_args
 from tests.context.conftest import CONTEXT
 
 
@@ -71,6 +72,8 @@ def test_text_output(model_dir, context_file, library):
     (["--top-k", "-2"], "top_k must be a positive integer"),
     (["--alpha", "3"], "alpha must be in (0, 1]"),
     (["--query", "  "], "a --query is empty"),
+    (["--steering", "instaboost", "--boost", "0.9"], "boost must be >= 1"),
+    (["--steering", "spotlight", "--heads", "1"], "--heads is not a parameter of steering method 'spotlight'"),
 ])
 def test_bad_input_exits_2(context_file, args, message):
     base = ["--context", str(context_file)] + ([] if "--query" in args else ["--query", " Q?"])
@@ -96,3 +99,17 @@ def test_ask_through_the_chat_template(tmp_path, context_file, chat_steerer):
     assert result.exit_code == 0, result.output
     answer = json.loads(next(line for line in result.stdout.splitlines() if line.startswith("{")))["answer"]
     assert answer == prepare_context(chat_steerer, CONTEXT, "plain", chat=True).generate(QUERIES[0], max_new_tokens=3)
+
+
+@pytest.mark.parametrize(("method", "parameters"), STEERING_CASES)
+def test_each_steering_method_equals_the_library(model_dir, context_file, library, method, parameters):
+    """--steering says how the tokens LLMSteer picks are steered (AutoPASTA falls back to plain on a random
+    model, so LLMSteer is the one that shows it); --method stays the context method."""
+    result = run("--context", str(context_file), "--query", QUERIES[0], "--query", QUERIES[1], "--method",
+                 "llmsteer", *steering_args(method, parameters), "--model", str(model_dir), "--max-new-tokens", "3",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line)["answer"] for line in result.stdout.splitlines() if line.startswith("{")]
+    steerer = Steerer(library.model, library.tokenizer, method=method, markup=None, **parameters)
+    assert answers == [library_answer(steerer, "llmsteer", query, 3) for query in QUERIES]
+    assert answers != [library_answer(steerer, "plain", query, 3) for query in QUERIES]  # steering changed them

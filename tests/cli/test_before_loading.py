@@ -60,6 +60,21 @@ BAD_INPUT = [
     (["ask", "--context", "{context}", "--query", " Q?", "--heads", "{missing}"], "does not exist"),
     (["serve", "--heads", "{missing}"], "does not exist"),
 ]
+STEERING_BAD_INPUT = [  # --steering and its parameters: generate, chat and ask check them before loading
+    (["generate", "**Rome**", "--steering", "spotlite"], "unknown steering method 'spotlite'; choose one of 'pasta', "
+     "'instaboost', 'spotlight'; did you mean 'spotlight'?"),
+    (["chat", "--user", "**Rome**", "--steering", "spotlight", "--alpha", "0.5"], "--alpha is not a parameter of "
+     "steering method 'spotlight'; its parameters: --target, --granularity"),
+    (["ask", "--context", "{context}", "--query", " Q?", "--steering", "instaboost", "--boost", "0.5"],
+     "boost must be >= 1"),
+    (["ask", "--context", "{context}", "--query", " Q?", "--boost", "2", "--mode", "include"],
+     "--mode, --boost belong to different steering methods"),
+    (["generate", "**Rome**", "--steering", "spotlight", "--target", "1.5"],
+     "target must be a share of attention in (0, 1)"),
+    (["chat", "--user", "**Rome**", "--granularity", "token"], "granularity must be one of ('layer', 'head')"),
+    (["generate", "**Rome**", "--steering", "pasta", "--heads", "{missing}"], "does not exist"),
+]
+BAD_INPUT += STEERING_BAD_INPUT
 
 
 @pytest.mark.parametrize(("args", "message"), BAD_INPUT)
@@ -86,7 +101,8 @@ def test_a_model_that_cannot_load_is_one_line(tmp_path, tiny_model_dir, case):
     assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [BAD_INPUT[0], BAD_INPUT[2], BAD_INPUT[8]])
+@pytest.mark.parametrize(("args", "message"), [BAD_INPUT[0], BAD_INPUT[2], BAD_INPUT[8], STEERING_BAD_INPUT[0],
+                                               STEERING_BAD_INPUT[3]])
 def test_bad_input_is_reported_without_importing_torch(files, args, message):
     """In a fresh process (the 8-10 s of importing torch and transformers are what a user waits for)."""
     script = ("import sys\nfrom attnsteer.cli.main import main\nsys.argv = ['attnsteer', *sys.argv[1:]]\n"

@@ -63,7 +63,33 @@ def test_alpha_and_num_heads_sweeps(model_dir, tmp_path):
     assert (tmp_path / "alpha_sweep.png").exists() and (tmp_path / "num_heads_sweep.png").exists()
 
 
+def test_instaboost_and_spotlight_runs_record_their_steering_and_sweep_their_strength(model_dir, tmp_path):
+    out = tmp_path / "results.json"
+    result = CliRunner().invoke(app, [
+        "eval", "--task", "counterfact", "--method", "pasta,instaboost,spotlight", "--limit", "2", "--model",
+        str(model_dir), "--heads", "1", "--boost", "2,5", "--target", "0.3", "--granularity", "head",
+        "--json", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert {run["method"]: run["config"]["steering"] for run in data["runs"]} == {
+        "pasta": {"method": "pasta", "heads": "1.0,1.1,1.2,1.3", "alpha": 0.01, "mode": "exclude"},
+        "instaboost": {"method": "instaboost", "boost": 2.0},
+        "spotlight": {"method": "spotlight", "target": 0.3, "granularity": "head"}}
+    assert [(point["boost"], point["method"]) for point in data["sweeps"]["boost_sweep"]] == [
+        (2.0, "instaboost"), (5.0, "instaboost")]
+    assert data["sweeps"]["target_sweep"] == data["sweeps"]["alpha_sweep"] == []  # one value each: no sweep
+    caption = " ".join(result.output.split())  # the table's caption, wrapped to the terminal
+    assert "instaboost: boost 2.0; spotlight: target 0.3, granularity head" in caption
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--task", "counterfact", "--method", "instaboost", "--boost", "0.5"], "boost must be >= 1"),
+    (["--task", "counterfact", "--method", "instaboost", "--boost", "2,x"], "--boost takes comma-separated numbers"),
+    (["--task", "counterfact", "--method", "spotlight", "--target", "1.5"], "target must be a share of attention"),
+    (["--task", "counterfact", "--method", "spotlight", "--granularity", "row"], "granularity must be one of"),
+    (["--task", "counterfact", "--method", "all", "--boost", "2"], "--boost is given but none of the methods"),
+    (["--task", "counterfact", "--method", "pasta", "--granularity", "head"], "add spotlight to the methods"),
     (["--task", "counterfactt"], "counterfact"),
     (["--task", "counterfact", "--method", "bold"], "unknown evaluation method 'bold'"),
     (["--task", "counterfact", "--method", "marke"], "did you mean 'marked'?"),

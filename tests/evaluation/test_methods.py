@@ -33,7 +33,7 @@ def test_expand_methods():
 
 def test_unknown_method_lists_the_allowed_and_aliases_and_suggests_the_closest():
     with pytest.raises(UnknownMethodError, match=r"unknown evaluation method 'pastaa'; choose one of 'zero-shot'.*"
-                                                 r"'llmsteer', 'marked', 'all'; did you mean 'pasta'\?"):
+                                                 r"'spa', 'marked', 'all'; did you mean 'pasta'\?"):
         expand_methods(["pastaa"])
     with pytest.raises(UnknownMethodError, match="did you mean 'few-shot'"):
         render("fewshot", EXAMPLE)
@@ -41,9 +41,9 @@ def test_unknown_method_lists_the_allowed_and_aliases_and_suggests_the_closest()
 
 def test_each_method_is_registered_once_with_what_it_does():
     assert method_names() == ["zero-shot", "marked-star", "marked-quote", "few-shot", "pasta", "few-shot+pasta",
-                              "autopasta", "llmsteer"]
+                              "autopasta", "llmsteer", "instaboost", "spotlight", "spa"]
     assert [name for name in method_names() if get_method(name).steers] == [
-        "pasta", "few-shot+pasta", "autopasta", "llmsteer"]
+        "pasta", "few-shot+pasta", "autopasta", "llmsteer", "instaboost", "spotlight", "spa"]
     assert [name for name in method_names() if get_method(name).reads_context] == ["autopasta", "llmsteer"]
     with pytest.raises(ValueError, match="already registered"):
         register_method(EvalMethod("pasta", lambda example, demos: render("zero-shot", example), steers=False))

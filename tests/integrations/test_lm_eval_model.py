@@ -211,6 +211,11 @@ def test_lm_eval_runs_a_loglikelihood_task_steered(tiny_model_dir, tmp_path, mon
             tasks=["tiny_choice"], task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False),
             limit=2, batch_size=4, log_samples=True)
         assert output["n-samples"]["tiny_choice"]["effective"] == 2
+        recorded = output["config"]  # the steering in effect (get_model_info), next to lm-eval's own settings
+        assert recorded["emphasis_rule"] == emphasis
+        assert recorded["steering"] == (None if emphasis == "none" else {
+            "method": "pasta", "heads": "0.0,0.1,0.2,0.3,1.0,1.1,1.2,1.3,2.0,2.1,2.2,2.3", "alpha": 0.01,
+            "mode": "exclude"})
         samples = output["samples"]["tiny_choice"]
         correct = [chosen_choice(sample) == sample["doc"]["answer"] for sample in samples]
         assert [sample["acc"] for sample in samples] == [float(flag) for flag in correct]
@@ -267,3 +272,59 @@ def test_plain_lm_eval_finds_the_model_when_given_the_task_folder(tiny_model_dir
     assert finished.returncode == 0, finished.stderr[-3000:]
     [results_file] = list((tmp_path / "out").glob("*/results_*.json"))
     assert "prompt_level_strict_acc,none" in json.loads(results_file.read_text())["results"]["ifeval_local"]
+
+
+# model_args -> the same steering method as `Steerer` takes it (values that change the tiny llama's scores)
+STEERING_ARGUMENTS = [
+    ("method=pasta,heads=1.0+1.1,alpha=0.05", "pasta", {"heads": "1.0,1.1", "alpha": 0.05}),
+    ("method=instaboost,boost=5", "instaboost", {"boost": 5.0}),
+    ("method=spotlight,target=0.6,granularity=head", "spotlight", {"target": 0.6, "granularity": "head"}),
+]
+
+
+@pytest.mark.parametrize(("model_args", "method", "parameters"), STEERING_ARGUMENTS)
+def test_each_steering_method_equals_the_steerer_and_is_recorded(tiny_model_dir, caplog, model_args, method,
+                                                                 parameters):
+    from attnsteer import Steerer
+
+    with caplog.at_level("INFO", logger="lm_eval.attnsteer"):
+        lm = AttnsteerLM.create_from_arg_string(f"pretrained={tiny_model_dir('llama')},{model_args},"
+                                                "emphasis=last_sentence,batch_size=2")
+    steerer = Steerer(lm.model, lm.tokenizer, method=method, markup=None, **parameters)
+    assert lm.steerer.method == steerer.method
+    assert lm.get_model_info() == {"steering": steerer.method.to_dict(), "emphasis_rule": "last_sentence"}
+    assert f"attnsteer: steering method {steerer.method.describe()}" in caplog.text
+    scores = lm.loglikelihood(requests("loglikelihood", list(zip(CONTEXTS, CONTINUATIONS, strict=True))),
+                              disable_tqdm=True)
+    for (total, _), context, continuation in zip(scores, CONTEXTS, CONTINUATIONS, strict=True):
+        steered = steerer.score(context, continuation, emphasize=[last_sentence(context)])
+        assert total == pytest.approx(steered, abs=1e-3)
+        assert abs(steered - steerer.score(context, continuation, steer=False)) > 1e-3  # steering changed it
+    texts = lm.generate_until(requests("generate_until", [(CONTEXTS[0], {"until": [], "max_gen_toks": 4})]),
+                              disable_tqdm=True)
+    assert texts == [steerer.generate(CONTEXTS[0], emphasize=[last_sentence(CONTEXTS[0])], max_new_tokens=4)]
+
+
+def test_without_a_method_the_steerer_default_is_recorded(tiny_model_dir):
+    lm = AttnsteerLM(pretrained=str(tiny_model_dir("llama")), emphasis="last_sentence")
+    assert lm.get_model_info()["steering"] == {"method": "instaboost", "boost": 5.0}  # no head set ships for it
+    assert AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all").get_model_info() == {
+        "steering": None, "emphasis_rule": "none"}  # the default rule steers nothing
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"method": "spotlite"}, "unknown steering method 'spotlite'; choose one of 'pasta', 'instaboost', "
+     "'spotlight'; did you mean 'spotlight'?"),
+    ({"method": "spotlight", "alpha": 0.5}, "alpha is not a parameter of steering method 'spotlight'; its "
+     "parameters: target, granularity"),
+    ({"method": "instaboost", "heads": "all"}, "heads is not a parameter of steering method 'instaboost'"),
+    ({"boost": 5, "target": 0.3}, "boost, target belong to different steering methods .* choose one with method"),
+    ({"method": "instaboost", "boost": 0.5}, "boost must be >= 1"),
+    ({"method": "spotlight", "target": 2}, r"target must be a share of attention in \(0, 1\)"),
+    ({"method": "spotlight", "granularity": "token"}, "granularity must be one of"),
+    ({"boost": "big"}, "boost must be a number, got 'big'"),
+])
+def test_bad_steering_arguments_raise_before_loading(monkeypatch, arguments, message):
+    monkeypatch.setattr("attnsteer.models.load_model", lambda *a, **k: pytest.fail("a model was loaded"))
+    with pytest.raises(AttnsteerError, match=message):
+        AttnsteerLM(pretrained="/nonexistent", **arguments)

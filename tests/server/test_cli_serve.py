@@ -1,4 +1,5 @@
-"""`attnsteer serve` as a real process on a tiny model: it serves, and bad options exit 2 before loading."""
+"""`attnsteer serve` as a real process on a tiny model: it serves, its steering options make the default steerer,
+and bad options exit 2 before loading."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 from attnsteer import Steerer, load_model
+from attnsteer.cli.main import app
 from tests.server.conftest import free_port
+from tests.tiny_models import tiny_model
 
 ATTNSTEER = str(Path(sys.executable).with_name("attnsteer"))
 
@@ -56,14 +62,56 @@ def test_serve_a_model_directory(tiny_model_dir):
         process.wait(timeout=30)
 
 
-def test_bad_alpha_exits_2_before_loading():
-    from typer.testing import CliRunner
+@pytest.fixture
+def never_loads(monkeypatch):
+    """Fail the test if `serve` loads a model."""
+    def load(*args, **kwargs):
+        pytest.fail(f"a model was loaded ({args}, {kwargs}) although the input is bad")
 
-    from attnsteer.cli.main import app
+    monkeypatch.setattr("attnsteer.models.load_model", load)
 
-    result = CliRunner().invoke(app, ["serve", "--alpha", "3"])
-    assert result.exit_code == 2
-    assert "alpha must be in (0, 1]" in result.output
+
+BAD_OPTIONS = [
+    (["--alpha", "3"], "alpha must be in (0, 1]"),
+    (["--steering", "pastaa"], "unknown steering method 'pastaa'; choose one of 'pasta', 'instaboost', 'spotlight'; "
+     "did you mean 'pasta'?"),
+    (["--steering", "instaboost", "--boost", "0.5"], "boost must be >= 1"),
+    (["--steering", "instaboost", "--alpha", "0.1"], "--alpha is not a parameter of steering method 'instaboost'; "
+     "its parameters: --boost"),
+    (["--steering", "spotlight", "--heads", "1"], "--heads is not a parameter of steering method 'spotlight'; its "
+     "parameters: --target, --granularity"),
+    (["--alpha", "0.1", "--boost", "3"], "--alpha, --boost belong to different steering methods"),
+    (["--steering", "pasta", "--mode", "boost"], "mode must be one of ('exclude', 'include')"),
+    (["--target", "1"], "target must be a share of attention in (0, 1)"),
+    (["--steering", "spotlight", "--granularity", "token"], "granularity must be one of ('layer', 'head')"),
+    (["--boost", "nan"], "boost must be a finite number"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS, ids=[" ".join(args) for args, _ in BAD_OPTIONS])
+def test_bad_steering_options_exit_2_on_one_line_before_loading(never_loads, args, message):
+    result = CliRunner().invoke(app, ["serve", *args, "--model", "/never/loaded"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(("args", "default"), [
+    (["--heads", "1", "--alpha", "0.1", "--mode", "include"], {"method": "pasta", "heads": "1.0,1.1,1.2,1.3",
+                                                                "alpha": 0.1, "mode": "include"}),
+    (["--steering", "instaboost", "--boost", "3"], {"method": "instaboost", "boost": 3.0}),
+    (["--target", "0.4", "--granularity", "head"], {"method": "spotlight", "target": 0.4, "granularity": "head"}),
+    (["--steering", "spotlight"], {"method": "spotlight", "target": 0.2, "granularity": "layer"}),
+    ([], {"method": "instaboost", "boost": 5.0}),  # no shipped head set for the tiny model: the profiling-free one
+], ids=["pasta", "instaboost", "spotlight by its options", "spotlight's defaults", "the model's default"])
+def test_steering_options_make_the_default_steerer(monkeypatch, tokenizer, args, default):
+    served = []
+    monkeypatch.setattr("attnsteer.models.load_model", lambda model: (tiny_model("llama"), tokenizer))
+    monkeypatch.setattr("attnsteer.server.run.run_server", lambda app, host, port: served.append(app))
+    result = CliRunner().invoke(app, ["serve", *args, "--model", "tiny"])
+    assert result.exit_code == 0, result.output
+    assert served[0].state.core.steerer.method.to_dict() == default
+    assert f"steering with {served[0].state.core.steerer.method.describe()} by default" in result.stderr
 
 
 def test_sigterm_under_load_stops_the_server_promptly(tiny_model_dir):

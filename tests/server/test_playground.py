@@ -1,5 +1,6 @@
 """The playground: its page and `/v1/playground/info` on tiny models, and the page itself in headless Debian
-Chromium (Playwright): select words, run, see both outputs (completion and chat mode) and the attention view."""
+Chromium (Playwright): select words, run, see both outputs (completion and chat mode) and the attention view,
+pick steering methods and compare two side by side."""
 
 from __future__ import annotations
 
@@ -116,7 +117,11 @@ def test_playground_info_names_the_model_and_whether_it_has_a_chat_template(requ
     server = request.getfixturevalue(fixture)
     info = json.loads(server.get("/v1/playground/info")[1])
     models = json.loads(server.get("/v1/models")[1])
-    assert info == {"model": models["data"][0]["id"], "chat_template": has_template}
+    assert {key: info[key] for key in ("model", "chat_template")} == {"model": models["data"][0]["id"],
+                                                                      "chat_template": has_template}
+    assert [method["name"] for method in info["steering_methods"]] == ["pasta", "instaboost", "spotlight"]
+    assert info["steering_default"] == {"method": "pasta", "heads": "1.0,1.1,1.2,1.3", "alpha": 0.01,
+                                        "mode": "exclude"}
     assert models["data"] == [{"id": info["model"], "object": "model", "created": 0, "owned_by": "attnsteer"}]
 
 
@@ -176,3 +181,56 @@ def test_chat_mode_sends_the_selected_emphasis_and_shows_both_replies(chat_serve
     page.screenshot(path=str(shot), full_page=True)
     print(f"playground chat screenshot: {shot}; replies: {page.inner_text('#plain-output')!r}, "
           f"{page.inner_text('#steered-output')!r}")
+
+
+def completion_response(page, method: str | None):
+    """Wait for the completion request steered with `method` (None: the plain one); its response."""
+    def wanted(response) -> bool:
+        if not response.url.endswith("/v1/completions"):
+            return False
+        steering = response.request.post_data_json.get("steering")
+        return (steering or {}).get("method") == method
+
+    return page.expect_response(wanted, timeout=60_000)
+
+
+def test_pick_a_method_and_compare_two_side_by_side(base_server, page):
+    open_playground(page, base_server)
+    assert page.input_value("#method") == "pasta" and page.input_value("#alpha") == "0.01"  # the server's default
+    assert page.input_value("#compare-method") == "" and page.is_hidden("#compare-column")
+    page.fill("#prompt-input", EIFFEL)
+    drag_select(page, NEW_FACT)
+    page.select_option("#method", "instaboost")
+    assert page.is_hidden("#alpha") and page.is_visible("#boost") and page.is_hidden("#target")
+    page.fill("#boost", "1000")
+    page.select_option("#compare-method", "spotlight")
+    assert page.is_visible("#compare-target") and page.is_visible("#compare-granularity")
+    page.fill("#compare-target", "0.9")
+    page.fill("#max-tokens", "6")
+    with completion_response(page, None) as plain, completion_response(page, "instaboost") as boosted, \
+            completion_response(page, "spotlight") as spotlit:
+        page.click("#run")
+    page.wait_for_selector("#attention-view .attention-row", timeout=60_000)
+    fact = EIFFEL.index(NEW_FACT)
+    emphasis = [{"start": fact, "end": fact + len(NEW_FACT)}]
+    assert "emphasis" not in plain.value.request.post_data_json
+    assert boosted.value.request.post_data_json["steering"] == {"method": "instaboost", "boost": 1000}
+    assert spotlit.value.request.post_data_json["steering"] == {"method": "spotlight", "target": 0.9,
+                                                                 "granularity": "layer"}
+    assert boosted.value.request.post_data_json["emphasis"] == emphasis
+    replies = []
+    for selector, response in (("#plain-output", plain), ("#steered-output", boosted), ("#compare-output", spotlit)):
+        assert response.value.ok
+        replies.append(response.value.json()["choices"][0]["text"])
+        assert page.eval_on_selector(selector, "node => node.textContent") == replies[-1]
+    assert len(set(replies)) == 3  # each column got its own method (greedy decoding, seeded weights)
+    assert page.inner_text("#steered-title") == "instaboost (boost 1000)"
+    assert page.inner_text("#compare-title") == "spotlight (target 0.9, granularity layer)"
+    # InstABoost steers all 12 heads of the tiny model: the attention view shows each layer's mean.
+    labels = page.eval_on_selector_all(".attention-row span:first-child", "cells => cells.map(c => c.textContent)")
+    assert labels[:2] == ["L0 (4 heads) plain", "L0 (4 heads) steered"] and len(labels) == 6
+    assert page.is_hidden("#error")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "playground_methods.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"playground methods screenshot: {shot}; replies: {replies!r}")

@@ -13,7 +13,9 @@ from attnsteer.steering.methods import (
     PROFILING_FREE_DEFAULT,
     InstaBoost,
     Spotlight,
+    check_method,
     make_method,
+    method_defaults,
     method_parameters,
     steering_method_names,
 )
@@ -94,3 +96,20 @@ def test_generate_steers_with_each_method(model, tokenizer, method):
     prompt = "She is a nurse who works at the hospital. **He is a software engineer in Seattle.**"
     steered = steerer.generate(prompt, max_new_tokens=6)
     assert steered != steerer.generate(prompt, max_new_tokens=6, steer=False)
+
+
+def test_names_and_parameters_are_checked_without_a_model():
+    assert check_method(None, {"target": 0.3}) == "spotlight"
+    assert check_method("pasta", {"heads": "11.2", "alpha": 0.1}) == "pasta"
+    with pytest.raises(SteeringConfigError, match="--boost is not a parameter of steering method 'pasta'; its "
+                                                  "parameters: --heads, --alpha, --mode"):
+        check_method("pasta", {"boost": 3.0}, spell=lambda name: f"--{name}")
+    with pytest.raises(SteeringConfigError, match="boost must be >= 1"):
+        check_method(None, {"boost": 0.5})
+    assert method_defaults("spotlight") == {"target": 0.2, "granularity": "layer"}
+    assert method_defaults("pasta") == {"heads": None, "alpha": 0.01, "mode": "exclude"}
+
+
+def test_equal_settings_are_one_method(model):
+    assert make_method("instaboost", model, boost=5) == make_method("instaboost", model, boost=5.0)
+    assert make_method("instaboost", model, boost=5).to_dict() == {"method": "instaboost", "boost": 5.0}

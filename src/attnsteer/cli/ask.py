@@ -10,7 +10,19 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import ChatOption, ModelOption, check_chat, check_heads
+from attnsteer.cli.options import (
+    AlphaOption,
+    BoostOption,
+    ChatOption,
+    GranularityOption,
+    HeadsOption,
+    ModelOption,
+    ModeOption,
+    SteeringOption,
+    TargetOption,
+    check_chat,
+    check_steering,
+)
 
 ASK_METHODS = ("llmsteer", "autopasta", "plain")
 
@@ -33,11 +45,18 @@ def read_context(path: str) -> str:
 def ask(
     context: Annotated[str, typer.Option(help="A text file holding the context.")],
     query: Annotated[list[str], typer.Option(help="A query, appended after the context (repeatable).")],
-    method: Annotated[str, typer.Option(help="llmsteer (steer the context once, reuse its cache), autopasta "
-                                        "(the model picks the key sentence per query) or plain.")] = "llmsteer",
+    method: Annotated[str, typer.Option(help="The context method, which picks the tokens to emphasise: llmsteer "
+                                        "(steer the context once, reuse its cache), autopasta (the model picks the "
+                                        "key sentence per query) or plain. --steering says how they are steered.")]
+    = "llmsteer",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate per query.")] = 32,
-    heads: Annotated[str | None, typer.Option(help="Heads to steer (default: the model's set).")] = None,
-    alpha: Annotated[float, typer.Option(help="Factor on non-emphasised attention, in (0, 1].")] = 0.01,
+    steering: SteeringOption = None,
+    heads: HeadsOption = None,
+    alpha: AlphaOption = None,
+    mode: ModeOption = None,
+    boost: BoostOption = None,
+    target: TargetOption = None,
+    granularity: GranularityOption = None,
     top_k: Annotated[int | None, typer.Option(help="LLMSteer: emphasise the top-k tokens of both readings.")]
     = None,
     top_fraction: Annotated[float, typer.Option(help="LLMSteer: k as a fraction of the context's tokens "
@@ -48,26 +67,25 @@ def ask(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per query.")] = False,
 ) -> None:
     """Answer each --query after the --context text (greedy decoding; through the chat template, context +
-    query are one user message)."""
+    query are one user message). --steering chooses how the emphasised tokens are steered."""
     from attnsteer.context.config import AutoPastaConfig, ContextError, LLMSteerConfig
-    from attnsteer.steering.config import SteeringConfig
 
     if method not in ASK_METHODS:
         raise ContextError(f"unknown method {method!r}; allowed: {', '.join(ASK_METHODS)}")
     if any(not q.strip() for q in query):
         raise ContextError("a --query is empty; give some text")
     text = read_context(context)
-    steering = SteeringConfig(alpha=alpha)
+    steering_options = check_steering(steering, heads=heads, alpha=alpha, mode=mode, boost=boost, target=target,
+                                      granularity=granularity)
     llmsteer = LLMSteerConfig(top_k=top_k, top_fraction=top_fraction)
     autopasta = AutoPastaConfig(num_sentences=sentences)
-    check_heads(heads)
     check_chat(chat)
     from attnsteer.chat import resolve_chat
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, config=steering, markup=None)
+    steerer = Steerer(loaded, tokenizer, markup=None, **steering_options)
     templated = resolve_chat(chat, tokenizer)
     for row in answer_all(steerer, text, query, method, max_new_tokens, llmsteer, autopasta, templated):
         typer.echo(json.dumps(row) if json_out else f"Q: {row['query']}\nA: {row['answer']}\n")

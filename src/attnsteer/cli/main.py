@@ -11,11 +11,19 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from attnsteer.cli.options import (
+    AlphaOption,
+    BoostOption,
     ChatOption,
+    GranularityOption,
+    HeadsOption,
     ModelOption,
+    ModeOption,
     OptionError,
+    SteeringOption,
+    TargetOption,
     check_chat,
     check_heads,
+    check_steering,
     comma_separated,
     command_line,
 )
@@ -23,6 +31,7 @@ from attnsteer.errors import AttnsteerError, NoEmphasisError
 
 if TYPE_CHECKING:
     from attnsteer.heads import HeadConfig
+    from attnsteer.steering.methods import SteeringMethod
 
 app = typer.Typer(help="Tell a language model where to attend (PASTA attention steering).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -57,11 +66,13 @@ def generate(
     prompt: Annotated[str, typer.Argument(help="The prompt; mark emphasis inline with **...**.")],
     emphasize: Annotated[list[str] | None, typer.Option("--emphasize", "-e",
                          help="A substring of the prompt to emphasise (repeatable).")] = None,
-    heads: Annotated[str | None, typer.Option(help="Heads to steer: a JSON file, 'all', layers '12,13' "
-                     "or 'L.H' pairs '11.2,12.0'. Default: the model's shipped set.")] = None,
-    alpha: Annotated[float, typer.Option(help="Factor on non-emphasised attention, in (0, 1].")] = 0.01,
-    mode: Annotated[str, typer.Option(help="exclude (down-weight the rest) or include (up-weight the span).")]
-    = "exclude",
+    steering: SteeringOption = None,
+    heads: HeadsOption = None,
+    alpha: AlphaOption = None,
+    mode: ModeOption = None,
+    boost: BoostOption = None,
+    target: TargetOption = None,
+    granularity: GranularityOption = None,
     occurrence: Annotated[str, typer.Option(help="Emphasise the first occurrence of each --emphasize "
                           "text, or all of them.")] = "first",
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 20,
@@ -70,26 +81,25 @@ def generate(
 ) -> None:
     """Generate a continuation with the emphasised text steered (greedy decoding)."""
     from attnsteer.spans import resolve_emphasis
-    from attnsteer.steering.config import SteeringConfig
 
     emphasis = [list(emphasize)] if emphasize else None
     # Check what needs no model before the (slow) load.
-    config = SteeringConfig(alpha=alpha, mode=mode)  # type: ignore[arg-type]
+    steering_options = check_steering(steering, heads=heads, alpha=alpha, mode=mode, boost=boost, target=target,
+                                      granularity=granularity)
     marked = resolve_emphasis(prompt, emphasis[0] if emphasis else None, occurrence=occurrence)  # type: ignore[arg-type]
     if not marked.spans:
         raise NoEmphasisError("nothing is emphasised: mark text in the prompt with **...** or pass --emphasize TEXT")
-    check_heads(heads)
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, config=config, occurrence=occurrence)  # type: ignore[arg-type]
+    steerer = Steerer(loaded, tokenizer, occurrence=occurrence, **steering_options)  # type: ignore[arg-type]
     steered = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens)
     if not compare:
         typer.echo(steered)
         return
     plain = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens, steer=False)
-    print_comparison(plain, steered, f"{describe_heads(steerer.heads)}, alpha {alpha}, {mode}")
+    print_comparison(plain, steered, describe_steering(steerer.method))
 
 
 @app.command()
@@ -99,11 +109,13 @@ def chat(
     system: Annotated[str | None, typer.Option(help="A system message first (emphasis as in --user).")] = None,
     emphasize: Annotated[list[str] | None, typer.Option("--emphasize", "-e", help="A substring to emphasise "
                          "(its first occurrence, system message first; repeatable).")] = None,
-    heads: Annotated[str | None, typer.Option(help="Heads to steer: a JSON file, 'all', layers '12,13' "
-                     "or 'L.H' pairs '11.2,12.0'. Default: the model's shipped set.")] = None,
-    alpha: Annotated[float, typer.Option(help="Factor on non-emphasised attention, in (0, 1].")] = 0.01,
-    mode: Annotated[str, typer.Option(help="exclude (down-weight the rest) or include (up-weight the span).")]
-    = "exclude",
+    steering: SteeringOption = None,
+    heads: HeadsOption = None,
+    alpha: AlphaOption = None,
+    mode: ModeOption = None,
+    boost: BoostOption = None,
+    target: TargetOption = None,
+    granularity: GranularityOption = None,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 64,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the plain model and show both.")] = False,
     model: ModelOption = None,
@@ -111,27 +123,26 @@ def chat(
     """Reply to a chat (the model's chat template; a plain User/Assistant one for base models), steered."""
     from attnsteer.chat import add_substrings
     from attnsteer.spans import resolve_emphasis
-    from attnsteer.steering.config import SteeringConfig
 
     messages = ([{"role": "system", "content": system}] if system is not None else []) + [
         {"role": "user", "content": user}]
-    config = SteeringConfig(alpha=alpha, mode=mode)  # type: ignore[arg-type]
+    steering_options = check_steering(steering, heads=heads, alpha=alpha, mode=mode, boost=boost, target=target,
+                                      granularity=granularity)
     contents = add_substrings([resolve_emphasis(m["content"]) for m in messages], emphasize or [])
     if not any(item.spans for item in contents):
         raise NoEmphasisError("nothing is emphasised: mark text in a message with **...** or pass --emphasize TEXT")
-    check_heads(heads)
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, config=config)
+    steerer = Steerer(loaded, tokenizer, **steering_options)
     options = {"max_new_tokens": max_new_tokens, "substrings": emphasize or []}
     steered = steerer.chat(messages, **options)
     if not compare:
         typer.echo(steered)
         return
     plain = steerer.chat(messages, steer=False, **options)
-    print_comparison(plain, steered, f"{describe_heads(steerer.heads)}, alpha {alpha}, {mode}")
+    print_comparison(plain, steered, describe_steering(steerer.method))
 
 
 @app.command("eval")
@@ -141,7 +152,8 @@ def eval_command(
                                       "pronoun_change, squad, gsm8k.")],
     method: Annotated[str, typer.Option(help="Method(s): zero-shot, marked (both variants), marked-star, "
                                         "marked-quote, few-shot, pasta, few-shot+pasta, all (those six); "
-                                        "autopasta, llmsteer (squad, gsm8k).")] = "zero-shot,pasta",
+                                        "autopasta, llmsteer (squad, gsm8k); instaboost, spotlight, spa (PASTA's "
+                                        "prompt, steered or anchored by that method).")] = "zero-shot,pasta",
     heads: Annotated[str | None, typer.Option(help="Heads to steer (default: the model's set); with "
                      "--num-heads, a ranked 'L.H,...' list or JSON list.")] = None,
     alpha: Annotated[str, typer.Option(help="alpha, or several (comma-separated) for a sweep.")] = "0.01",
@@ -149,6 +161,14 @@ def eval_command(
     = "exclude",
     num_heads: Annotated[str | None, typer.Option(help="Sweep: top-n heads of the ranked --heads list, "
                          "e.g. 1,2,4,8.")] = None,
+    boost: Annotated[str | None, typer.Option(help="instaboost: factor on attention to the emphasised tokens, "
+                     ">= 1 (default: instaboost's), or several (comma-separated) for a sweep.")] = None,
+    target: Annotated[str | None, typer.Option(help="spotlight: share of attention the span is raised to, in "
+                      "(0, 1) (default: spotlight's), or several (comma-separated) for a sweep.")] = None,
+    granularity: Annotated[str | None, typer.Option(help="spotlight: layer (a layer's average share, the "
+                           "reference rule) or head (each head's; default: spotlight's).")] = None,
+    spa_strength: Annotated[str | None, typer.Option(help="spa: anchoring strength (1: no effect; default: the "
+                            "anchoring package's), or several (comma-separated) for a sweep.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most N examples per task.")] = None,
     split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
     k_shot: Annotated[int, typer.Option(min=1, help="Demonstrations for the few-shot methods.")] = 2,
@@ -163,9 +183,11 @@ def eval_command(
     markdown: Annotated[str | None, typer.Option(help="Write the table as Markdown (with this command).")] = None,
 ) -> None:
     """Evaluate methods on the PASTA paper's tasks and print the paper's Table 1 layout."""
+    from attnsteer.cli.options import check_steering
     from attnsteer.context.config import LLMSteerConfig
     from attnsteer.evaluation.methods import expand_methods
     from attnsteer.evaluation.runner import check_evaluation
+    from attnsteer.evaluation.spa import check_strength
     from attnsteer.steering.config import SteeringConfig
 
     # Everything that needs no model is checked before the (slow) load: names, numbers, files, and
@@ -178,27 +200,37 @@ def eval_command(
     if not steering:
         raise OptionError(f"--alpha needs at least one number, got {alpha!r}")
     counts = comma_separated(num_heads, "--num-heads", int) if num_heads else []
+    boosts = comma_separated(boost or "", "--boost")
+    targets = comma_separated(target or "", "--target")
+    for value in boosts:
+        check_steering("instaboost", boost=value)  # each value's range, before the load
+    for value in targets or [None]:
+        check_steering("spotlight", target=value, granularity=granularity)
+    strengths = [check_strength(value) for value in comma_separated(spa_strength or "", "--spa-strength")]
     if data and len(tasks) != 1:
         raise OptionError("--data goes with exactly one --task")
-    check_evaluation(tasks, methods, split=split, limit=limit, data_file=data)
+    given = {"boost": boosts, "target": targets, "granularity": granularity, "spa_strength": strengths}
+    check_evaluation(tasks, methods, split=split, limit=limit, data_file=data, parameters=given,
+                     spell=lambda name: "--" + name.replace("_", "-"))
     llmsteer = LLMSteerConfig(top_fraction=top_fraction)
     check_heads(heads)
     check_chat(chat)
     from attnsteer.chat import resolve_chat
-    from attnsteer.evaluation import results_table, run_evaluation, write_json
+    from attnsteer.evaluation import results_table, run_evaluation, steering_summary, write_json
     from attnsteer.models import load_model
 
     loaded, tokenizer = load_model(model)
     templated = resolve_chat(chat, tokenizer)
     report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, steering=steering, num_heads=counts,
-                            limit=limit, split=split, k_shot=k_shot, batch_size=batch_size, data_file=data,
-                            chat=templated, llmsteer=llmsteer)
+                            **given, limit=limit, split=split, k_shot=k_shot, batch_size=batch_size,
+                            data_file=data, chat=templated, llmsteer=llmsteer)
     header, rows = results_table(report.results)
-    print_table(header, rows, f"split {split}, alpha {steering[0].alpha}, {mode}, model {model or 'embedded'}"
-                + (", chat template" if templated else ""))
-    sweeps = {"alpha_sweep": report.alpha_sweep, "num_heads_sweep": report.num_heads_sweep}
+    print_table(header, rows, ", ".join(filter(None, [f"split {split}", steering_summary(report.results),
+                                                      f"model {model or 'embedded'}",
+                                                      "chat template" if templated else ""])))
     if json_out:
-        write_json(report.results, json_out, {"sweeps": sweeps, "table": {"header": header, "rows": rows}})
+        write_json(report.results, json_out, {"sweeps": report.sweeps_json(), "table": {"header": header,
+                                                                                          "rows": rows}})
     if plot:
         write_plots(plot, header, rows, report)
     if markdown:
@@ -244,6 +276,14 @@ def describe_heads(heads: HeadConfig) -> str:
     if heads.num_heads_steered <= 8:
         return f"heads {heads}"
     return f"{heads.num_heads_steered} heads in {len(heads.layers)} layers"
+
+
+def describe_steering(method: SteeringMethod) -> str:
+    """The comparison's caption: `method.describe()`, a long head set summarised by `describe_heads`
+    ("pasta (270 heads in 30 layers, alpha 0.01, mode exclude)")."""
+    heads = getattr(method, "heads", None)
+    text = method.describe()
+    return text if heads is None else text.replace(f"heads {heads}", describe_heads(heads))
 
 
 def print_comparison(plain: str, steered: str, caption: str) -> None:

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import shlex
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
 from attnsteer.errors import AttnsteerError
+from attnsteer.steering.config import GRANULARITIES, STEERING_MODES
+from attnsteer.steering.methods import (
+    PROFILING_FREE_DEFAULT,
+    InstaBoost,
+    Pasta,
+    Spotlight,
+    check_method,
+    steering_method_names,
+)
 
 ModelOption = Annotated[str | None, typer.Option(
     "--model", help="An embedded model (gemma-3-270m-q4_k_m, the default; smollm2-135m-instruct, a chat model), "
@@ -19,6 +29,29 @@ ChatOption = Annotated[str, typer.Option(
     "--chat", help="Prompts through the model's chat template: auto (when the tokenizer has one), on "
     "(a plain System/User/Assistant template for a model without one) or off.")]
 """The `--chat` option of `eval`, `profile` and `ask` (`attnsteer.chat.resolve_chat`)."""
+
+# The steering options of `generate`, `chat` and `ask`: the method (`attnsteer.steering.methods`) and each
+# method's parameters; an option left out is None (the method's own default). `check_steering` checks them.
+SteeringOption = Annotated[str | None, typer.Option(
+    "--steering", help=f"The steering method: {', '.join(steering_method_names())}. Default: pasta when --heads, "
+    "--alpha or --mode is given or the model ships a head set; else the method the options given belong to; else "
+    f"{PROFILING_FREE_DEFAULT}.")]
+HeadsOption = Annotated[str | None, typer.Option(
+    "--heads", help="pasta: the heads to steer: a JSON file, 'all', layers '12,13' or 'L.H' pairs '11.2,12.0'. "
+    "Default: the model's shipped set.")]
+AlphaOption = Annotated[float | None, typer.Option(
+    "--alpha", help=f"pasta: factor on non-emphasised attention, in (0, 1] (default {Pasta.alpha}).")]
+ModeOption = Annotated[str | None, typer.Option(
+    "--mode", help=f"pasta: {' or '.join(STEERING_MODES)} (down-weight the rest, or up-weight the span; default "
+    f"{Pasta.mode}).")]
+BoostOption = Annotated[float | None, typer.Option(
+    "--boost", help=f"instaboost: factor on attention to the emphasised tokens, >= 1 (default {InstaBoost.boost}).")]
+TargetOption = Annotated[float | None, typer.Option(
+    "--target", help=f"spotlight: the share of attention the span is raised to where below it, in (0, 1) "
+    f"(default {Spotlight.target}).")]
+GranularityOption = Annotated[str | None, typer.Option(
+    "--granularity", help=f"spotlight: {' or '.join(GRANULARITIES)} (a layer's average share, or each head's; "
+    f"default {Spotlight.granularity}).")]
 
 
 class OptionError(AttnsteerError):
@@ -41,6 +74,28 @@ def check_heads(spec: str | None) -> None:
         from attnsteer.heads import read_head_file
 
         read_head_file(spec)
+
+
+def cli_option(parameter: str) -> str:
+    """How the CLI spells a steering parameter: "alpha" -> "--alpha"; the method itself is "--steering"."""
+    return "--steering" if parameter == "method" else f"--{parameter}"
+
+
+def check_steering(method: str | None, spell: Callable[[str], str] = cli_option, **given: Any) -> dict[str, Any]:
+    """The `Steerer` keyword arguments for steering `method` with the parameters `given` (None: not given),
+    checked before any model loads: an unknown method (the registry's message with the closest name), a
+    parameter the method does not take, and each value's range (the method's own check). A head set is
+    checked for its file here (`check_heads`) and against the model's shape once it loads.
+
+    method None: the method the given parameters belong to (as `Steerer` chooses); nothing given: {} (the
+    `Steerer`'s default). spell: how messages name a parameter (`cli_option`; the lm-eval adapter's `str`).
+    """
+    parameters = {key: value for key, value in given.items() if value is not None}
+    if method is None and not parameters:
+        return {}
+    name = check_method(method, parameters, spell)
+    check_heads(parameters.get("heads"))
+    return {"method": name, **parameters}
 
 
 def check_chat(mode: str) -> str:

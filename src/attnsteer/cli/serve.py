@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import ModelOption, check_heads
+from attnsteer.cli.options import (
+    AlphaOption,
+    BoostOption,
+    GranularityOption,
+    HeadsOption,
+    ModelOption,
+    ModeOption,
+    SteeringOption,
+    TargetOption,
+    check_steering,
+)
 
 
 @app.command()
@@ -20,16 +30,22 @@ def serve(
     max_waiting: Annotated[int, typer.Option(min=1, help="Rows that may wait; beyond it 429.")] = 64,
     max_prompt_tokens: Annotated[int, typer.Option(min=1, help="Longest prompt accepted (tokens).")] = 2048,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens one request may generate.")] = 256,
-    heads: Annotated[str | None, typer.Option(help="Default heads for requests that name none: 'all', layers "
-                     "'12,13', 'L.H' pairs or a JSON file. Default: the model's shipped set.")] = None,
-    alpha: Annotated[float, typer.Option(help="Default alpha, in (0, 1].")] = 0.01,
+    steering: SteeringOption = None,
+    heads: HeadsOption = None,
+    alpha: AlphaOption = None,
+    mode: ModeOption = None,
+    boost: BoostOption = None,
+    target: TargetOption = None,
+    granularity: GranularityOption = None,
     model_name: Annotated[str | None, typer.Option(help="Id served at /v1/models (default: the model's).")] = None,
 ) -> None:
-    """Serve /v1/completions and /v1/chat/completions (OpenAI-compatible, plus emphasis fields) and the playground."""
-    from attnsteer.steering.config import SteeringConfig
+    """Serve /v1/completions and /v1/chat/completions (OpenAI-compatible, plus emphasis fields) and the playground.
 
-    steering = SteeringConfig(alpha=alpha)
-    check_heads(heads)
+    The steering options are the server's default: what a request that names no method (or only some of its
+    method's parameters) is steered with.
+    """
+    steering_options = check_steering(steering, heads=heads, alpha=alpha, mode=mode, boost=boost, target=target,
+                                      granularity=granularity)
     try:
         from attnsteer.server import ServerSettings, create_app
         from attnsteer.server.run import run_server
@@ -43,6 +59,7 @@ def serve(
                               max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens,
                               default_max_tokens=min(16, max_tokens), model_name=model_name)
     loaded, tokenizer = load_model(model)
-    steerer = Steerer(loaded, tokenizer, heads=heads, config=steering)
-    typer.echo(f"attnsteer: serving {model or 'embedded'} on http://{host}:{port}/ (playground at /)", err=True)
+    steerer = Steerer(loaded, tokenizer, **steering_options)
+    typer.echo(f"attnsteer: serving {model or 'embedded'} on http://{host}:{port}/ (playground at /), steering "
+               f"with {steerer.method.describe()} by default", err=True)
     run_server(create_app(steerer, settings), host=host, port=port)

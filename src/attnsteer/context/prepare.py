@@ -109,7 +109,7 @@ def steering_hash(steerer: Steerer, method: str, emphasize: Any, llmsteer: LLMSt
     setting: dict[str, Any] = {"method": method, "frame": None if frame is None else [frame.head, frame.tail]}
     if not spec.steers:
         return config_hash(setting)
-    setting.update({"heads": str(steerer.heads), **steerer.config.to_dict()})
+    setting["steering"] = steerer.method.to_dict()
     setting["selection"] = repr(emphasize) if spec.takes_spans else config_hash(llmsteer)
     return config_hash(setting)
 

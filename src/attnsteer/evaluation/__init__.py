@@ -12,13 +12,14 @@ from attnsteer.lazy import lazy_exports
 _EXPORTS = {
     **dict.fromkeys(["EvalMethod", "UnknownMethodError", "expand_methods", "get_method", "method_names",
                      "register_method", "render"], "attnsteer.evaluation.methods"),
-    **dict.fromkeys(["results_json", "results_markdown", "results_table", "write_json"], "attnsteer.evaluation.report"),
+    **dict.fromkeys(["results_json", "results_markdown", "results_table", "steering_summary", "write_json"],
+                    "attnsteer.evaluation.report"),
     **dict.fromkeys(["EvalResult", "evaluate"], "attnsteer.evaluation.runner"),
     **dict.fromkeys(["EvaluationReport", "ranked_heads", "run_evaluation"], "attnsteer.evaluation.sweeps"),
 }
 __all__ = ["EvalMethod", "EvalResult", "EvaluationReport", "UnknownMethodError", "evaluate", "expand_methods",
     "get_method", "method_names", "ranked_heads", "register_method", "render", "results_json", "results_markdown",
-    "results_table", "run_evaluation", "write_json"]
+    "results_table", "run_evaluation", "steering_summary", "write_json"]
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
@@ -31,6 +32,12 @@ if TYPE_CHECKING:
         register_method,
         render,
     )
-    from attnsteer.evaluation.report import results_json, results_markdown, results_table, write_json
+    from attnsteer.evaluation.report import (
+        results_json,
+        results_markdown,
+        results_table,
+        steering_summary,
+        write_json,
+    )
     from attnsteer.evaluation.runner import EvalResult, evaluate
     from attnsteer.evaluation.sweeps import EvaluationReport, ranked_heads, run_evaluation

@@ -1,7 +1,9 @@
 """The evaluation methods: the paper's baselines and PASTA as prompt renderings (what text the model
-reads, what is steered), and the context methods that run through `attnsteer.context`.
+reads, what is steered), the profiling-free steering methods (InstABoost, Spotlight) and Selective Prompt
+Anchoring on PASTA's prompts, and the context methods that run through `attnsteer.context`.
 
-Each method is one `EvalMethod`, registered once at the bottom of this module.
+Each method is one `EvalMethod`, registered once at the bottom of this module; `parameters` says which
+`evaluate` parameters its results depend on (what a sweep reruns).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from attnsteer.chat import ChatPrompt, chat_with_demonstrations
 from attnsteer.errors import AttnsteerError
 from attnsteer.registry import Registry
 from attnsteer.spans import CharSpan, MarkedText
+from attnsteer.steering.methods import method_parameters
 from attnsteer.tasks import Example
 
 DEMO_SEPARATOR = "\n\n"
@@ -72,10 +75,13 @@ class EvalMethod:
     name: its name on the command line and in results.
     render: (example, demonstrations) -> the prompt the model reads; None for the methods that read
         a context (they run through `attnsteer.context.evaluation`).
-    steers: whether the method steers attention (the alpha and head-count sweeps rerun it).
+    steers: whether the method acts on the emphasis (steers attention, or anchors the prompt).
     reads_context: runs through `attnsteer.context` on tasks whose examples mark their context
         (squad, gsm8k): autopasta and llmsteer.
     demonstrations: `render` uses demonstrations from the task's train split (the few-shot methods).
+    steering: the steering method (`attnsteer.steering.methods`) its runs steer with; None: the Steerer's own
+        (the context methods: PASTA unless the caller's Steerer says otherwise).
+    anchoring: runs through Selective Prompt Anchoring (the `anchoring` package, `evaluation.spa`) instead.
     """
 
     name: str
@@ -83,11 +89,23 @@ class EvalMethod:
     steers: bool
     reads_context: bool = False
     demonstrations: bool = False
+    steering: str | None = None
+    anchoring: bool = False
 
     def __post_init__(self) -> None:
         if (self.render is None) != self.reads_context:
             raise ValueError(f"evaluation method {self.name!r}: give a render function exactly when it does not "
                              f"read a context (render={self.render!r}, reads_context={self.reads_context!r})")
+        if (self.steering is not None or self.anchoring) and not self.steers:
+            raise ValueError(f"evaluation method {self.name!r}: a steering method or anchoring goes with steers=True")
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        """The `evaluate` parameters its results depend on: a sweep over one reruns the methods that have it
+        (spa: spa_strength; a steered method: its steering method's parameters, PASTA's for the context ones)."""
+        if self.anchoring:
+            return ("spa_strength",)
+        return method_parameters(self.steering or "pasta") if self.steers else ()
 
 
 _EVALUATION_METHODS: Registry[EvalMethod] = Registry("evaluation method", UnknownMethodError)
@@ -117,6 +135,21 @@ def expand_methods(names: Sequence[str]) -> list[str]:
             raise _EVALUATION_METHODS.unknown(name, also=ALIASES)
         methods += [method for method in ALIASES.get(name, (name,)) if method not in methods]
     return methods
+
+
+def methods_using(parameter: str, methods: Sequence[str]) -> list[str]:
+    """Those of `methods` whose results depend on `evaluate` parameter `parameter` ("alpha", "boost", ...)."""
+    return [name for name in methods if parameter in get_method(name).parameters]
+
+
+def check_parameters_used(methods: Sequence[str], given: dict[str, Any], spell: Callable[[str], str] = str) -> None:
+    """Each parameter in `given` (None: not given) must be used by one of `methods`; else an error naming the
+    methods that do use it (a --boost with no instaboost run would silently do nothing)."""
+    for parameter, value in given.items():
+        if value not in (None, [], ()) and not methods_using(parameter, methods):
+            users = methods_using(parameter, method_names())
+            raise AttnsteerError(f"{spell(parameter)} is given but none of the methods {', '.join(methods)} uses it; "
+                                 f"add {' or '.join(users)} to the methods")
 
 
 def render(method: str, example: Example, demonstrations: Sequence[Example] = ()) -> RenderedPrompt:
@@ -175,10 +208,15 @@ register_method(EvalMethod("zero-shot", _zero_shot, steers=False))
 register_method(EvalMethod("marked-star", _marked_star, steers=False))
 register_method(EvalMethod("marked-quote", _marked_quote, steers=False))
 register_method(EvalMethod("few-shot", _few_shot, steers=False, demonstrations=True))
-register_method(EvalMethod("pasta", _pasta, steers=True))
-register_method(EvalMethod("few-shot+pasta", _few_shot_pasta, steers=True, demonstrations=True))
+register_method(EvalMethod("pasta", _pasta, steers=True, steering="pasta"))
+register_method(EvalMethod("few-shot+pasta", _few_shot_pasta, steers=True, demonstrations=True, steering="pasta"))
+# "all": the PASTA paper's six, registered above; the methods below are named one by one.
+PAPER_METHODS = tuple(method_names())
 register_method(EvalMethod("autopasta", None, steers=True, reads_context=True))
 register_method(EvalMethod("llmsteer", None, steers=True, reads_context=True))
+# PASTA's prompt and emphasis, steered by another method (no head set: every head of every layer).
+register_method(EvalMethod("instaboost", _pasta, steers=True, steering="instaboost"))
+register_method(EvalMethod("spotlight", _pasta, steers=True, steering="spotlight"))
+register_method(EvalMethod("spa", _pasta, steers=True, anchoring=True))
 
-PAPER_METHODS = tuple(name for name in method_names() if not get_method(name).reads_context)
 ALIASES: dict[str, tuple[str, ...]] = {"marked": ("marked-star", "marked-quote"), "all": PAPER_METHODS}

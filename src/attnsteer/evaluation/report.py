@@ -32,6 +32,21 @@ def average_primary(by_task: dict[str, dict[str, float]]) -> float | None:
     return mean(values) if values else None
 
 
+HIDDEN_SETTINGS = ("method", "heads", "anchoring_version")  # not in the table's caption (the JSON has them)
+
+
+def steering_summary(results: Sequence[EvalResult]) -> str:
+    """The runs' steering settings, one entry per method that steers: "pasta: alpha 0.01, mode exclude;
+    instaboost: boost 5.0" (head sets left out: see the JSON)."""
+    settings: dict[str, str] = {}
+    for result in results:
+        steering = result.config.get("steering") or {}
+        shown = [f"{key} {value}" for key, value in steering.items() if key not in HIDDEN_SETTINGS]
+        if steering:
+            settings.setdefault(steering["method"], f"{steering['method']}: {', '.join(shown)}")
+    return "; ".join(settings.values())
+
+
 def _cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 

@@ -7,7 +7,7 @@ it loads a model, so bad input is reported at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,15 @@ from tqdm.auto import tqdm
 
 from attnsteer.chat import ChatPrompt, marked_of
 from attnsteer.context.config import LLMSteerConfig, split_context
-from attnsteer.evaluation.methods import continuation, expand_methods, get_method, pick_demonstrations, render
+from attnsteer.evaluation.methods import (
+    check_parameters_used,
+    continuation,
+    expand_methods,
+    get_method,
+    pick_demonstrations,
+    render,
+)
+from attnsteer.evaluation.runs import Runs, method_runs, method_steerer
 from attnsteer.heads.head_config import HeadSpec
 from attnsteer.spans import MarkedText
 from attnsteer.tasks import Example, Task, get_task
@@ -55,7 +63,12 @@ def evaluate(
     method: str,
     *,
     heads: HeadSpec | None = None,
-    alpha: float = 0.01,
+    alpha: float | None = None,
+    mode: str | None = None,
+    boost: float | None = None,
+    target: float | None = None,
+    granularity: str | None = None,
+    spa_strength: float | None = None,
     split: str = "test",
     limit: int | None = None,
     k_shot: int = 2,
@@ -75,6 +88,11 @@ def evaluate(
     tokenizer's chat template (`resolve_chat` turns "auto" / "on" / "off" into this), the demonstrations
     as earlier user / assistant exchanges and the emphasis on the same text inside the last user message.
     llmsteer: how the llmsteer method picks its tokens (default `LLMSteerConfig()`: k = 10% of the context).
+
+    Strengths (None: the steerer's own when it already runs that steering method, else the method's default):
+    heads, alpha, mode for pasta, few-shot+pasta and the context methods; boost for instaboost; target and
+    granularity for spotlight; spa_strength for spa (`evaluation.spa`). A parameter the method does not use is
+    ignored. steerer: shares its model and tokenizer (and gives the strengths not given here).
     """
     (method,) = expand_methods([method])
     spec = get_method(method)
@@ -84,7 +102,10 @@ def evaluate(
     if steerer is None:
         from attnsteer.steerer import Steerer
 
-        steerer = Steerer(model, tokenizer, heads=heads, alpha=alpha, markup=None)
+        steerer = Steerer(model, tokenizer, markup=None, heads=heads)  # no heads: the model's default method
+    strengths = {"heads": heads, "alpha": alpha, "mode": mode, "boost": boost, "target": target,
+                 "granularity": granularity}
+    runs = method_runs(spec, method_steerer(steerer, spec, strengths), chat, spa_strength)
     pool = task_object.examples("train") if spec.demonstrations else []
     demos = {kind: pick_demonstrations(pool, k_shot, seed, kind) for kind in ("score", "generate")}
     started = time.perf_counter()
@@ -93,26 +114,34 @@ def evaluate(
         if spec.reads_context:
             from attnsteer.context.evaluation import run_context_method
 
-            predictions = run_context_method(steerer, task_object, method, examples, bar, chat, llmsteer)
+            predictions = run_context_method(runs.steerer, task_object, method, examples, bar, chat, llmsteer)
         else:
-            predictions = _run_scoring(steerer, task_object, method, examples, demos["score"], bar, chat)
-            predictions += _run_generation(steerer, task_object, method, examples, demos["generate"], batch_size,
-                                           bar, chat)
+            predictions = _run_scoring(runs, task_object, method, examples, demos["score"], bar, chat)
+            predictions += _run_generation(runs, task_object, method, examples, demos["generate"],
+                                           runs.batch_size or batch_size, bar, chat)
     finally:
         bar.close()  # an error is then printed on a line of its own
     metrics = task_object.aggregate([prediction["metrics"] for prediction in predictions])
-    config = {"split": split, "limit": limit, "k_shot": k_shot, "seed": seed, "alpha": steerer.config.alpha,
-              "mode": steerer.config.mode, "heads": str(steerer.heads), "data_file": data_file, "chat": chat}
+    config = {"split": split, "limit": limit, "k_shot": k_shot, "seed": seed, "data_file": data_file, "chat": chat,
+              "steering": runs.to_dict()}
     if method == "llmsteer":
         config["llmsteer_top_fraction"] = (llmsteer or LLMSteerConfig()).top_fraction
     return EvalResult(task_object.name, method, metrics, predictions, config, time.perf_counter() - started)
 
 
 def check_evaluation(tasks: Sequence[str], methods: Sequence[str], *, split: str = "test", limit: int | None = None,
-                     data_file: str | None = None) -> None:
+                     data_file: str | None = None, parameters: dict[str, Any] | None = None,
+                     spell: Callable[[str], str] = str) -> None:
     """Raise what `evaluate` would raise on this input, without a model: an unknown task or method, an
-    unreadable or malformed data file, a bad split or limit, a context method on a task that marks no context."""
+    unreadable or malformed data file, a bad split or limit, a context method on a task that marks no context,
+    spa without its package; and a parameter in `parameters` (None: not given) that none of the methods uses
+    (`spell`: how the message names a parameter, e.g. the CLI's "--boost")."""
     methods = expand_methods(methods)
+    check_parameters_used(methods, parameters or {}, spell)
+    if any(get_method(method).anchoring for method in methods):
+        from attnsteer.evaluation.spa import require_anchoring
+
+        require_anchoring()
     for name in tasks:
         task = get_task(name)(data_file)
         examples = task.examples(split, limit)  # type: ignore[arg-type]
@@ -191,31 +220,30 @@ def _prediction(example: Example, prompt: MarkedText | ChatPrompt) -> dict[str, 
     return {"id": example.id, "prompt": marked.text, "emphasis": [(span.start, span.end) for span in marked.spans]}
 
 
-def _run_scoring(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
+def _run_scoring(runs: Runs, task: Task, method: str, examples: Sequence[Example],
                  demos: Sequence[Example], bar: EvalProgress, chat: bool) -> list[dict[str, Any]]:
     predictions = []
     for example in (e for e in examples if e.kind == "score"):
         rendered = render(method, example, demos)
-        prompt = rendered.for_model(steerer.tokenizer, chat)
+        prompt = rendered.for_model(runs.steerer.tokenizer, chat)
         candidates = [continuation(candidate, chat) for candidate in example.candidates]
-        scores = steerer.score_candidates(prompt, candidates, steer=rendered.steers)
+        scores = runs.score(rendered, prompt, candidates)
         predictions.append({**_prediction(example, prompt), "scores": scores,
                             "metrics": task.score_metrics(example, scores)})
         bar.finished()
     return predictions
 
 
-def _run_generation(steerer: Steerer, task: Task, method: str, examples: Sequence[Example],
+def _run_generation(runs: Runs, task: Task, method: str, examples: Sequence[Example],
                     demos: Sequence[Example], batch_size: int, bar: EvalProgress, chat: bool) -> list[dict[str, Any]]:
     predictions = []
     generating = [e for e in examples if e.kind == "generate"]
     for start in range(0, len(generating), batch_size):
         batch = generating[start : start + batch_size]
         rendered = [render(method, example, demos) for example in batch]
-        prompts = [r.for_model(steerer.tokenizer, chat) for r in rendered]
+        prompts = [r.for_model(runs.steerer.tokenizer, chat) for r in rendered]
         budget = max(e.max_new_tokens for e in batch)
-        outputs = steerer.generate(prompts, max_new_tokens=budget, steer=rendered[0].steers,
-                                   streamer=bar.streamer(len(batch), budget))
+        outputs = runs.generate(rendered, prompts, budget, bar.streamer(len(batch), budget))
         for example, prompt, output in zip(batch, prompts, outputs, strict=True):
             predictions.append({**_prediction(example, prompt), "output": output,
                                 "metrics": task.generation_metrics(example, output)})

@@ -63,6 +63,23 @@ def parse_float(value: Any, name: str) -> float:
         raise LMEvalArgumentError(f"{name} must be a number, got {value!r}") from None
 
 
+def steering_arguments(method: Any = None, heads: Any = None, alpha: Any = None, mode: Any = None, boost: Any = None,
+                       target: Any = None, granularity: Any = None) -> dict[str, Any]:
+    """The `Steerer` keyword arguments for the steering model arguments, checked through the steering-method
+    registry before the model loads (`attnsteer.cli.options.check_steering`: an unknown method with the closest
+    name, a parameter of another method, a value out of range). Unset (None) arguments are the method's
+    defaults; no method and no parameters: the `Steerer`'s default (PASTA on the model's shipped heads, else the
+    profiling-free default). heads: `default` is the shipped set, `+` stands for `,` (lm-eval splits on commas).
+    """
+    from attnsteer.cli.options import check_steering
+
+    numbers = {name: None if value is None else parse_float(value, name)
+               for name, value in (("alpha", alpha), ("boost", boost), ("target", target))}
+    head_spec = None if heads in (None, "default") else str(heads).replace("+", ",")
+    return check_steering(None if method is None else str(method), spell=str, heads=head_spec, mode=mode,
+                          granularity=granularity, **numbers)
+
+
 def parse_batch_size(value: Any, max_batch_size: Any = None) -> int:
     """lm-eval's batch_size: a positive integer, or `auto` / `auto:N` (max_batch_size, else 8)."""
     text = str(value).split(":")[0]

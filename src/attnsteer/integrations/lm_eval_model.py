@@ -1,12 +1,15 @@
-"""The lm-evaluation-harness model `attnsteer`: any lm-eval task, steered (PASTA) on emphasised prompt text.
+"""The lm-evaluation-harness model `attnsteer`: any lm-eval task, steered on emphasised prompt text.
 
 Importing this module registers the model in lm-eval's registry (`@register_model("attnsteer")`).
 Model arguments (`--model_args key=value,...` or a JSON object):
   pretrained  a model directory or hub id, or an embedded model (`smollm2-135m-instruct`);
               `embedded`/`default`/unset: the embedded Gemma 3 270M
-  heads       a PASTA JSON file, `all`, layers `12+13` or pairs `11.2+12.1` (`+` for `,`, which lm-eval
+  method      pasta | instaboost | spotlight (`attnsteer.steering.methods`); unset: chosen as `Steerer` does
+  heads       pasta: a PASTA JSON file, `all`, layers `12+13` or pairs `11.2+12.1` (`+` for `,`, which lm-eval
               splits on; or give a JSON object); unset/`default`: the model's shipped set
-  alpha, mode as `attnsteer.SteeringConfig` (default 0.01, exclude)
+  alpha, mode pasta: as `attnsteer.SteeringConfig` (default 0.01, exclude)
+  boost       instaboost: the factor on attention to the emphasised tokens, >= 1 (default 5)
+  target, granularity  spotlight: the span's target share of attention in (0, 1) (default 0.2), layer | head
   emphasis    the rule choosing the emphasised text, see `emphasis_rules` (default `none`)
   steer       false: do not steer (with `mark`, the marked-prompt baseline); default true
   mark        none | star | quote: also wrap the emphasised text in `*...*` / `"..."` in the prompt
@@ -22,7 +25,8 @@ Requests whose context has no emphasised text under the rule run unsteered; `emp
 lm-eval's --apply_chat_template (with --system_instruction, --fewshot_as_multiturn) renders each request's
 messages through `apply_chat_template` (the tokenizer's template, else attnsteer's plain one); the rule then
 reads the request's own user turn only, and the template's markers stay control tokens (see `lm_eval_chat`).
-Bad model arguments raise `LMEvalArgumentError` (or the config's own error) before the model loads.
+Bad model arguments raise `LMEvalArgumentError` (or the steering method's own error) before the model loads.
+The steering method in effect is logged and recorded in lm-eval's results (`config.steering`, `get_model_info`).
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ from attnsteer.integrations.lm_eval_arguments import (
     LMEvalArgumentError,
     parse_batch_size,
     parse_bool,
-    parse_float,
     parse_mark,
     resolve_device,
+    steering_arguments,
 )
 from attnsteer.integrations.lm_eval_chat import ChatContexts
 from attnsteer.spans import CharSpan, MarkedText, encode_marked
@@ -81,27 +85,29 @@ class PreparedContext:
 class AttnsteerLM(LM):
     """lm-eval `LM` running a `Steerer`: log-likelihood and generation requests, batched and steered."""
 
-    def __init__(self, pretrained: str | None = None, heads: Any = None, alpha: float = 0.01, mode: str = "exclude",
+    def __init__(self, pretrained: str | None = None, heads: Any = None, alpha: Any = None, mode: str | None = None,
                  emphasis: str | None = None, steer: bool = True, mark: str | None = None, batch_size: Any = 8,
                  max_gen_toks: int = 256, device: str | None = None, max_batch_size: Any = None,
+                 method: str | None = None, boost: Any = None, target: Any = None, granularity: str | None = None,
                  **unused: Any) -> None:
         super().__init__()
         from attnsteer.models import load_model
         from attnsteer.steerer import Steerer
-        from attnsteer.steering.config import SteeringConfig
 
         self.rule = parse_emphasis_rule(emphasis)
         self.mark = parse_mark(mark)
         self.steer = parse_bool(steer, "steer") and self.rule.steers
         self.batch_size = parse_batch_size(batch_size, max_batch_size)
         self.max_gen_toks = int(max_gen_toks)
-        config = SteeringConfig(alpha=parse_float(alpha, "alpha"), mode=mode)  # type: ignore[arg-type]
+        steering = steering_arguments(method, heads=heads, alpha=alpha, mode=mode, boost=boost, target=target,
+                                      granularity=granularity)
         if unused:
             log.warning("attnsteer: ignoring model arguments %s", sorted(unused))
         model, tokenizer = load_model(None if pretrained in (None, "default") else str(pretrained),
                                       device=resolve_device(device))
-        head_spec = None if heads in (None, "default") else str(heads).replace("+", ",")
-        self.steerer = Steerer(model, tokenizer, heads=head_spec, config=config, markup=None)
+        self.steerer = Steerer(model, tokenizer, markup=None, **steering)
+        log.info("attnsteer: steering method %s%s", self.steerer.method.describe(),
+                 "" if self.steer else " (not applied: steer=false or emphasis rule none)")
         self.model, self.tokenizer = model, tokenizer
         self.chats = ChatContexts(tokenizer)
         self.emphasis_counts = {"steered": 0, "unsteered": 0, "no_span": 0}
@@ -123,6 +129,11 @@ class AttnsteerLM(LM):
         prompt = messages.prompt(self.tokenizer, text, spans if steered else [])
         return PreparedContext(prompt.marked.text, list(prompt.marked.spans), prompt.rendered.control_spans(),
                                prompt.rendered.stop)
+
+    def get_model_info(self) -> dict[str, Any]:
+        """What lm-eval records in its results' `config`: the steering method in effect (its `to_dict()`; None
+        when nothing is steered) and the emphasis rule."""
+        return {"steering": self.steerer.method.to_dict() if self.steer else None, "emphasis_rule": str(self.rule)}
 
     # ----- chat templates (lm-eval's --apply_chat_template) ---------------------------------------
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:

@@ -22,9 +22,11 @@ from attnsteer.server.batching import BatchQueue
 from attnsteer.server.engine import BatchGenerator, GenerationJob
 from attnsteer.server.errors import install_error_handlers
 from attnsteer.server.limits import BodySizeLimit, ClientGone, collect_unless_disconnected
-from attnsteer.server.prompts import PreparedPrompt, RequestError, prepare_attention, prepare_chat, prepare_completion
+from attnsteer.server.prompts import PreparedPrompt, prepare_attention, prepare_chat, prepare_completion
+from attnsteer.server.request_error import RequestError
 from attnsteer.server.schemas import AttentionRequest, ChatCompletionRequest, CompletionRequest, SamplingFields
 from attnsteer.server.settings import ServerSettings
+from attnsteer.server.steering_request import steering_methods
 from attnsteer.server.streams import (
     RequestStream,
     chat_body,
@@ -101,7 +103,7 @@ def create_app(steerer: Steerer, settings: ServerSettings | None = None) -> Fast
         yield
         await run_in_threadpool(core.shut_down)
 
-    app = FastAPI(title="attnsteer", description="PASTA attention steering behind the OpenAI API", lifespan=lifespan)
+    app = FastAPI(title="attnsteer", description="Attention steering behind the OpenAI API", lifespan=lifespan)
     app.state.core = core
     app.add_middleware(BodySizeLimit, max_bytes=core.settings.max_body_bytes)
     install_error_handlers(app)
@@ -168,8 +170,10 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
 
     @app.get("/v1/playground/info")
     async def playground_info() -> dict:
-        """Not in OpenAI's API: what the playground says about the served model, and its default mode."""
-        return {"model": core.model_name, "chat_template": core.has_chat_template}
+        """Not in OpenAI's API: the served model, whether chat uses its template, the steering methods a request
+        may name (with their parameters' defaults) and the server's default steering."""
+        return {"model": core.model_name, "chat_template": core.has_chat_template,
+                "steering_methods": steering_methods(), "steering_default": core.steerer.method.to_dict()}
 
     @app.get("/", include_in_schema=False)
     async def playground() -> FileResponse:

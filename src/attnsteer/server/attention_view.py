@@ -13,8 +13,11 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from attnsteer.heads.head_config import HeadConfig
+from attnsteer.model_info import model_shape
 from attnsteer.server.prompts import PreparedPrompt
 from attnsteer.steering.activation import prepare_state, reading_attention, steered
+from attnsteer.steering.config import RowSteering
 
 
 def attention_probabilities(model: PreTrainedModel, prompt: PreparedPrompt, steer: bool) -> tuple[torch.Tensor, ...]:
@@ -42,19 +45,25 @@ def span_shares(
     return weights[..., emphasis].sum(-1).mean(-1).tolist()
 
 
+def viewed_heads(model: PreTrainedModel, steering: RowSteering) -> HeadConfig:
+    """The heads the view shows: the steered ones (PASTA, InstABoost), or every head for Spotlight (whose
+    dynamic bias reaches every head of every layer and names none)."""
+    return steering.heads if steering.heads.layers else HeadConfig.all_heads(*model_shape(model))
+
+
 def attention_view(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompt: PreparedPrompt,
 ) -> dict[str, Any]:
     """{"layers": [{layer, heads, plain, steered}], "tokens": [...], "emphasis": [...], "last_token": {...}}.
 
-    plain / steered: per steered head, the share (0..1) of attention on the emphasised span.
-    last_token: the last prompt token's attention over every token, averaged over the steered heads.
+    plain / steered: per steered head (`viewed_heads`), the share (0..1) of attention on the emphasised span.
+    last_token: the last prompt token's attention over every token, averaged over those heads.
     """
     plain = attention_probabilities(model, prompt, steer=False)
     steered = attention_probabilities(model, prompt, steer=True)
     emphasis = torch.tensor(prompt.emphasis)
     layers, plain_rows, steered_rows = [], [], []
-    for layer, heads in prompt.steering.heads.layers:
+    for layer, heads in viewed_heads(model, prompt.steering).layers:
         heads = list(heads)
         layers.append({"layer": layer, "heads": heads, "plain": span_shares(plain, emphasis, layer, heads),
                        "steered": span_shares(steered, emphasis, layer, heads)})

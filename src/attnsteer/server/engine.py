@@ -1,8 +1,9 @@
-"""Batched decoding where every row has its own emphasis, heads, alpha and mode (or none).
+"""Batched decoding where every row has its own emphasis and steering (method and parameters), or none.
 
 One prefill over the left-padded rows, then one token per step for all rows with the KV cache.
 Steering is one `SteeringState` for the whole batch (`steering.prepare_state` with one `RowSteering` or
-None per row): each row its own alpha/mode and heads, so plain and steered requests share a batch.
+None per row): each row its own method (PASTA's heads and alpha/mode, InstABoost's boost, Spotlight's
+target), so plain requests and requests steered by different methods share a batch.
 """
 
 from __future__ import annotations

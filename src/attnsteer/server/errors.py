@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from attnsteer.server.batching import QueueFullError
-from attnsteer.server.prompts import RequestError
+from attnsteer.server.request_error import RequestError
 from attnsteer.server.streams import GenerationFailed
 
 log = logging.getLogger(__name__)

@@ -1,20 +1,19 @@
-"""Turn validated requests into model rows: clean text, token ids, per-token emphasis, steering.
+"""Turn validated requests into model rows: clean text, token ids, per-token emphasis, steering
+(`steering_request`).
 
 Every bad input becomes a `RequestError` naming the request field (OpenAI's `param`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
 from attnsteer.chat import chat_prompt
-from attnsteer.errors import AttnsteerError, EmptyPromptError, MarkupError, SpanError
-from attnsteer.heads.head_config import HeadConfig
-from attnsteer.model_info import model_shape
+from attnsteer.errors import EmptyPromptError, MarkupError, SpanError
+from attnsteer.server.request_error import RequestError, blame
 from attnsteer.server.schemas import (
     MAX_EMPHASIS_ENTRIES,
     AttentionRequest,
@@ -22,9 +21,9 @@ from attnsteer.server.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
     EmphasisField,
-    SteeringFields,
 )
 from attnsteer.server.settings import ServerSettings
+from attnsteer.server.steering_request import steering_for
 from attnsteer.spans import (
     DEFAULT_MARKUP,
     CharSpan,
@@ -33,26 +32,7 @@ from attnsteer.spans import (
     resolve_emphasis,
 )
 from attnsteer.steerer import Steerer
-from attnsteer.steering.config import RowSteering, SteeringConfig
-
-
-class RequestError(AttnsteerError):
-    """Bad input in one request field; `param` names the field, as OpenAI's error body does."""
-
-    def __init__(self, param: str | None, message: str) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-@contextmanager
-def blame(param: str) -> Iterator[None]:
-    """Re-raise any attnsteer bad-input error as a RequestError naming `param`."""
-    try:
-        yield
-    except RequestError:
-        raise
-    except AttnsteerError as error:
-        raise RequestError(param, f"{param}: {error}") from None
+from attnsteer.steering.config import RowSteering
 
 
 @dataclass(frozen=True)
@@ -91,34 +71,6 @@ def tokenize(tokenizer: PreTrainedTokenizerBase, marked: MarkedText, max_tokens:
     if len(ids) > max_tokens:
         raise RequestError(param, f"{param} has {len(ids)} tokens; this server accepts at most {max_tokens}")
     return ids, mask
-
-
-def parse_heads(spec: object, steerer: Steerer) -> HeadConfig:
-    """The request's `heads`, validated against the model; no file paths (the server reads no files)."""
-    if spec is None:
-        return steerer.heads
-    if isinstance(spec, str) and spec.strip().endswith(".json"):
-        raise RequestError("heads", "heads: a server does not read head files; give 'all', layers '12,13', "
-                                    "'L.H' pairs '11.2,12.0' or {\"layer\": [heads]}")
-    with blame("heads"):
-        return HeadConfig.parse(spec, *model_shape(steerer.model))
-
-
-def steering_for(fields: SteeringFields, steerer: Steerer, emphasised: bool) -> RowSteering | None:
-    """Steering for a request, None when nothing is emphasised (then steering options are an error)."""
-    heads = parse_heads(fields.heads, steerer)
-    alpha = fields.alpha if fields.alpha is not None else steerer.config.alpha
-    with blame("alpha"):
-        config = SteeringConfig(alpha=alpha, mode=fields.mode or steerer.config.mode)
-    if emphasised:
-        return RowSteering(heads, config)
-    if fields.emphasis_markup:
-        raise RequestError("emphasis_markup", "emphasis_markup is true but no **...** span was found")
-    given = [name for name in ("heads", "alpha", "mode") if getattr(fields, name) is not None]
-    if given:
-        raise RequestError("emphasis", f"{', '.join(given)} given but nothing is emphasised: add emphasis "
-                                       "(substrings or {start, end} spans) or emphasis_markup")
-    return None
 
 
 def check_sizes(texts: Sequence[str], param: str, settings: ServerSettings, rows: int = 1) -> None:

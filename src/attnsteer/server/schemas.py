@@ -45,13 +45,34 @@ EmphasisList = Annotated[list[EmphasisField], Field(max_length=MAX_EMPHASIS_ENTR
 HeadsField = Text | list[Text] | dict[Text, list[int]]
 
 
-class SteeringFields(Strict):
-    """The fields every steerable request shares (all optional: without emphasis the model runs plain)."""
+class SteeringParameters(Strict):
+    """A steering method (`attnsteer.steering.methods`) and its parameters, all optional: a missing method is the
+    server's default one, missing parameters keep the server's values (or the method's defaults for another
+    method). Values are checked by the method itself (`make_method`), so every method's rules live in one place."""
+
+    method: Text | None = Field(None, description="pasta | instaboost | spotlight (default: the server's method).")
+    heads: HeadsField | None = Field(None, description="pasta: 'all', layers '12,13', 'L.H' pairs or {layer: [heads]}.")
+    alpha: float | None = Field(None, description="pasta: factor on non-emphasised attention, in (0, 1].")
+    mode: Text | None = Field(None, description="pasta: exclude | include.")
+    boost: float | None = Field(None, description="instaboost: factor on attention to the emphasis, >= 1.")
+    target: float | None = Field(None, description="spotlight: share of attention on the emphasis, in (0, 1).")
+    granularity: Text | None = Field(None, description="spotlight: layer | head.")
+
+    def given(self) -> dict[str, Any]:
+        """The method and parameters this object sets (the fields that are not None), in field order."""
+        return {name: getattr(self, name) for name in SteeringParameters.model_fields
+                if getattr(self, name) is not None}
+
+
+class SteeringFields(SteeringParameters):
+    """The fields every steerable request shares (all optional: without emphasis the model runs plain).
+
+    The steering is given either as flat fields (`method`, `alpha`, ...) or as one `steering` object
+    (`{"method": ..., <parameters>}`, the form `SteeringMethod.to_dict()` writes), not both.
+    """
 
     emphasis_markup: bool = Field(False, description="Read **...** in the prompt/messages as emphasis.")
-    heads: HeadsField | None = Field(None, description="'all', layers '12,13', 'L.H' pairs or {layer: [heads]}.")
-    alpha: float | None = Field(None, gt=0, le=1, description="Factor on non-emphasised attention, in (0, 1].")
-    mode: Literal["exclude", "include"] | None = None
+    steering: SteeringParameters | None = Field(None, description="The method and its parameters as one object.")
 
 
 class StreamOptions(Strict):

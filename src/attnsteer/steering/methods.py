@@ -10,7 +10,8 @@ attention functions apply. The one registry the library, CLI, server, evaluation
 | `spotlight`  | Spotlight (arXiv 2505.12025): the span's share of attention raised to a   | target, granularity |
 |              | target where it is below it, every layer (no head profiling)              |                     |
 
-`make_method(name, model, **parameters)` builds one; `default_method(model)` is what `Steerer(model, tok)`
+`make_method(name, model, **parameters)` builds one (`check_method` checks a name and parameters before any
+model loads: the CLI and the lm-eval adapter); `default_method(model)` is what `Steerer(model, tok)`
 uses when no method is named: PASTA with the model's shipped head set when there is one, else
 `PROFILING_FREE_DEFAULT` (a logged choice, chosen by measurement: docs/results.md).
 """
@@ -20,7 +21,8 @@ from __future__ import annotations
 import logging
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
 from attnsteer.errors import HeadConfigError, SteeringConfigError, UnknownSteeringMethodError
@@ -85,13 +87,50 @@ def method_parameters(name: str) -> tuple[str, ...]:
     return tuple(item.name for item in fields(method_class(name)) if item.init and item.repr)  # type: ignore[arg-type]
 
 
+def method_defaults(name: str) -> dict[str, Any]:
+    """{parameter: default} of steering method `name` (None where the model decides: PASTA's shipped heads)."""
+    return {item.name: None if item.default is MISSING else item.default
+            for item in fields(method_class(name)) if item.init and item.repr}  # type: ignore[arg-type]
+
+
+def method_for_parameters(parameters: Iterable[str], spell: Callable[[str], str] = str) -> str:
+    """The method that takes all of `parameters` (what they choose when no method is named); parameters of
+    several methods are an error. spell: how messages name a parameter (the CLI's `--boost`, say)."""
+    given = list(parameters)
+    names = steering_method_names()
+    owners = [name for name in names if set(given) <= set(method_parameters(name))]
+    if owners:
+        return owners[0]
+    methods = "; ".join(f"{name}: {', '.join(map(spell, method_parameters(name)))}" for name in names)
+    raise SteeringConfigError(f"{', '.join(map(spell, given))} belong to different steering methods ({methods}); "
+                              f"choose one with {spell('method')}")
+
+
+def check_parameters(name: str, parameters: Iterable[str], spell: Callable[[str], str] = str) -> None:
+    """Refuse a parameter that steering method `name` does not take, naming the ones it does."""
+    allowed = method_parameters(name)
+    foreign = [key for key in parameters if key not in allowed]
+    if foreign:
+        what = "is not a parameter" if len(foreign) == 1 else "are not parameters"
+        raise SteeringConfigError(f"{', '.join(map(spell, foreign))} {what} of steering method {name!r}; its "
+                                  f"parameters: {', '.join(map(spell, allowed))}")
+
+
+def check_method(method: str | None, parameters: dict[str, Any], spell: Callable[[str], str] = str) -> str:
+    """The method's name (None: the one `parameters` choose), checked without a model: a known name, its own
+    parameters, each value's range (a head set only once the model is known)."""
+    name = method if method is not None else method_for_parameters(parameters, spell)
+    check_parameters(name, parameters, spell)
+    values = {key: value for key, value in parameters.items() if key != "heads"}
+    if "heads" in method_parameters(name):
+        values["heads"] = HeadConfig(())  # stands in for the head set
+    method_class(name)(**values)
+    return name
+
+
 def make_method(name: str, model: Any, **parameters: Any) -> SteeringMethod:
     """Steering method `name` for `model`; a parameter of another method is refused, naming the allowed ones."""
-    allowed = method_parameters(name)
-    unknown = sorted(set(parameters) - set(allowed))
-    if unknown:
-        raise SteeringConfigError(f"{', '.join(unknown)} is not a parameter of steering method {name!r}; its "
-                                  f"parameters: {', '.join(allowed)}")
+    check_parameters(name, parameters)
     return method_class(name).build(model, **parameters)
 
 
@@ -125,6 +164,7 @@ class Pasta(SteeringMethod):
 
     def __post_init__(self) -> None:
         SteeringConfig(self.alpha, self.mode)  # validates both
+        object.__setattr__(self, "alpha", float(self.alpha))
 
     @classmethod
     def build(cls, model: Any, heads: Any = None, alpha: float = 0.01, mode: SteeringMode = "exclude") -> Pasta:
@@ -150,6 +190,7 @@ class InstaBoost(SteeringMethod):
         if _number(self.boost, "boost") < 1.0:
             raise SteeringConfigError(f"boost must be >= 1 (the factor on attention to emphasised tokens; 1 leaves "
                                       f"the model unchanged), got {self.boost!r}")
+        object.__setattr__(self, "boost", float(self.boost))  # 5 and 5.0 are one setting
 
     @classmethod
     def build(cls, model: Any, boost: float = 5.0) -> InstaBoost:
@@ -172,6 +213,7 @@ class Spotlight(SteeringMethod):
 
     def __post_init__(self) -> None:
         SpotlightTarget(self.target, self.granularity)  # validates both
+        object.__setattr__(self, "target", float(self.target))
 
     @classmethod
     def build(cls, model: Any, target: float = 0.2, granularity: Granularity = "layer") -> Spotlight:

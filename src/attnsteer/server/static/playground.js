@@ -1,11 +1,14 @@
 // attnsteer playground: select words to emphasise, run plain vs steered, show the attention view.
 // Plain JS, no build step. Two modes: a completion (one prompt, through /v1/completions, plus the attention
 // view) and a chat (a system and a user message, through /v1/chat/completions). Emphasis is sent as
-// {start, end} character spans of the prompt text, or of each message's content.
+// {start, end} character spans of the prompt text, or of each message's content. Two steering pickers (a
+// method and its strength, from /v1/playground/info): the steered column, and an optional second column to
+// compare methods side by side; each request carries its `steering` object.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { model: null, mode: "completion", fields: {} };
+const state = { model: null, mode: "completion", fields: {}, pickers: [] };
+const MAX_HEAD_ROWS = 8;  // more steered heads than this: the attention view shows each layer's mean
 
 // One text the user can emphasise words in (a `.emphasis-field` block): its textarea, the view where words
 // are selected, the list of emphasised words, and the spans [{start, end}] of the textarea's text.
@@ -95,10 +98,54 @@ async function postJSON(path, body) {
   return data;
 }
 
-function steeringOptions() {
-  const options = { alpha: Number($("alpha").value) };
-  if ($("heads").value) options.heads = $("heads").value;
-  return options;
+// One steering picker (a `.steering-picker` fieldset filled from the #steering-picker template): a method
+// select and each method's strength fields, shown for the chosen method. `methods` and `preset` come from
+// /v1/playground/info: the methods with their parameters' defaults, and the server's default steering.
+// Its fields get the ids `${prefix}${parameter}` ("alpha", "compare-boost", ...).
+function steeringPicker(root, methods, preset) {
+  root.append($("steering-picker").content.cloneNode(true));
+  const inputs = {};
+  for (const node of root.querySelectorAll("[data-param]")) {
+    inputs[node.dataset.param] = node;
+    node.id = root.dataset.prefix + node.dataset.param;
+  }
+  if (root.hasAttribute("data-optional")) inputs.method.append(new Option("none", ""));
+  for (const method of methods) {
+    inputs.method.append(new Option(method.name, method.name));
+    setValues(inputs, method.parameters);
+  }
+  if (preset) setValues(inputs, preset);
+  inputs.method.value = root.hasAttribute("data-optional") ? "" : (preset ? preset.method : methods[0].name);
+  const show = () => {
+    for (const label of root.querySelectorAll("[data-method]")) label.hidden = label.dataset.method !== inputs.method.value;
+  };
+  inputs.method.addEventListener("change", show);
+  show();
+  // {method, <its parameters shown here>}, or null when no method is chosen.
+  const steering = () => {
+    const method = methods.find((item) => item.name === inputs.method.value);
+    if (!method) return null;
+    const chosen = { method: method.name };
+    for (const name of Object.keys(method.parameters)) {
+      const input = inputs[name];
+      if (input && input.value !== "") chosen[name] = input.type === "number" ? Number(input.value) : input.value;
+    }
+    return chosen;
+  };
+  return { steering };
+}
+
+// Fill the inputs a parameter set names (heads stay "server default": the preset's heads are the server's).
+function setValues(inputs, values) {
+  for (const [name, value] of Object.entries(values)) {
+    if (name !== "method" && name !== "heads" && inputs[name] && value !== null) inputs[name].value = value;
+  }
+}
+
+// "instaboost (boost 5)" for {method: "instaboost", boost: 5}.
+function describe(steering) {
+  const values = Object.entries(steering).filter(([name]) => name !== "method");
+  return values.length ? `${steering.method} (${values.map(([k, v]) => `${k} ${v}`).join(", ")})` : steering.method;
 }
 
 // The chat's messages (an empty system message is left out); with `steered`, each carries its emphasis.
@@ -137,26 +184,43 @@ function showError(message) {
   $("error").hidden = false;
 }
 
+// The columns to run: plain, then one per chosen steering ({output, title, steering}).
+function columns() {
+  const chosen = state.pickers.map((picker) => picker.steering());
+  return [
+    { output: "plain-output", steering: null },
+    { output: "steered-output", title: "steered-title", steering: chosen[0] },
+    ...(chosen[1] ? [{ output: "compare-output", title: "compare-title", steering: chosen[1] }] : []),
+  ];
+}
+
 async function run() {
   $("error").hidden = true;
   const mode = MODES[state.mode];
+  if (!state.pickers.length) {
+    showError("The server did not say which steering methods it offers; reload the page.");
+    return;
+  }
   if (!mode.fields().some((field) => field.spans.length)) {
     showError("Select some words in the text first: they are what the steered model attends to.");
     return;
   }
   const base = { model: state.model, max_tokens: Number($("max-tokens").value), temperature: 0 };
+  const runs = columns();
+  $("compare-column").hidden = runs.length < 3;
+  for (const column of runs) {
+    $(column.output).textContent = "…";
+    if (column.title) $(column.title).textContent = describe(column.steering);
+  }
   $("run").disabled = true;
-  $("plain-output").textContent = $("steered-output").textContent = "…";
   try {
-    // Sent together, so the server decodes both rows in one batch.
-    const [plain, steered] = await Promise.all([
-      postJSON(mode.path, { ...base, ...mode.plain() }),
-      postJSON(mode.path, { ...base, ...mode.steered(), ...steeringOptions() }),
-    ]);
-    $("plain-output").textContent = mode.reply(plain);
-    $("steered-output").textContent = mode.reply(steered);
+    // Sent together, so the server decodes the rows in one batch (each with its own method).
+    const bodies = runs.map((column) => column.steering
+      ? { ...base, ...mode.steered(), steering: column.steering } : { ...base, ...mode.plain() });
+    const replies = await Promise.all(bodies.map((body) => postJSON(mode.path, body)));
+    runs.forEach((column, index) => { $(column.output).textContent = mode.reply(replies[index]); });
     if (state.mode === "completion") {
-      renderAttention(await postJSON("/v1/attention", { ...MODES.completion.steered(), ...steeringOptions() }));
+      renderAttention(await postJSON("/v1/attention", { ...MODES.completion.steered(), steering: runs[1].steering }));
     }
   } catch (problem) {
     showError(problem.message);
@@ -205,10 +269,19 @@ function heatStrip(title, tokens, weights, emphasis) {
   return [label, strip];
 }
 
+const mean = (values) => values.reduce((sum, value) => sum + value, 0) / values.length;
+
 function renderAttention(view) {
   const target = $("attention-view");
   target.textContent = "";
+  const perHead = view.layers.reduce((count, layer) => count + layer.heads.length, 0) <= MAX_HEAD_ROWS;
   for (const layer of view.layers) {
+    if (!perHead) {
+      const label = `L${layer.layer} (${layer.heads.length} heads)`;
+      target.append(attentionRow(`${label} plain`, "plain", mean(layer.plain)));
+      target.append(attentionRow(`${label} steered`, "steered", mean(layer.steered)));
+      continue;
+    }
     layer.heads.forEach((head, index) => {
       target.append(attentionRow(`L${layer.layer} h${head} plain`, "plain", layer.plain[index]));
       target.append(attentionRow(`L${layer.layer} h${head} steered`, "steered", layer.steered[index]));
@@ -226,14 +299,17 @@ function setMode(mode) {
   $("completion-mode").hidden = mode !== "completion";
   $("chat-mode").hidden = mode !== "chat";
   $("attention-panel").hidden = mode !== "completion";
-  $("plain-output").textContent = $("steered-output").textContent = "";
+  for (const output of ["plain-output", "steered-output", "compare-output"]) $(output).textContent = "";
   $("error").hidden = true;
 }
 
-// The served model, and whether it has a chat template: chat mode is the default when it has one.
+// The served model, whether it has a chat template (chat mode is the default when it has one), and the
+// steering methods with the server's default, which the pickers start from.
 async function showModel() {
   const info = await (await fetch("/v1/playground/info")).json();
   state.model = info.model;
+  state.pickers = ["steering-a", "steering-b"].map((id) => steeringPicker($(id), info.steering_methods,
+                                                                            info.steering_default));
   $("model-name").textContent = info.model;
   $("model-kind").textContent = info.chat_template
     ? "chat model: uses its chat template"
