@@ -7,8 +7,8 @@ import torch
 
 from attnsteer.context import ContextError, LLMSteerConfig, prepare_context
 from attnsteer.steerer import Steerer
+from attnsteer.steering import prepare_state, steered
 from tests.context.conftest import CONTEXT, QUERY
-from tests.steering.test_equivalence import steer
 from tests.tiny_models import tiny_model
 
 TOLERANCE = 1e-4
@@ -26,7 +26,7 @@ def from_scratch(context, query: str) -> torch.Tensor:
         emphasis = torch.cat([context.emphasis_mask, torch.zeros_like(query_ids, dtype=torch.bool)], dim=1)
         prompt = torch.zeros_like(emphasis)
         prompt[:, :n] = True  # the query's own tokens are never down-weighted
-        with steer(steerer.model, steerer.heads, emphasis, prompt, steerer.config):
+        with steered(steerer.model, prepare_state(steerer.model, steerer.row_steering, emphasis, prompt)):
             return steerer.model(input_ids=ids).logits[0, n:].float()
 
 
@@ -119,3 +119,15 @@ def test_generate_prefills_only_the_query_on_the_stored_cache(tiny_steerer, monk
     monkeypatch.setattr(tiny_steerer.model, "forward", recording_forward)
     context.generate(QUERY, max_new_tokens=3)
     assert lengths == [query_tokens, 1, 1]
+
+
+@pytest.mark.parametrize("granularity", ["head", "layer"])
+def test_only_a_causal_spotlight_context_is_cached(tiny_steerer, granularity):
+    """"head" reads position i from tokens <= i, so the cache equals recomputing; "layer" cannot, and says so."""
+    steerer = tiny_steerer.with_options(method="spotlight", target=0.5, granularity=granularity)
+    if granularity == "layer":
+        with pytest.raises(ContextError, match="use granularity='head'"):
+            prepare_context(steerer, CONTEXT, "spans", emphasize=["the capital of France"])
+        return
+    context = prepare_context(steerer, CONTEXT, "spans", emphasize=["the capital of France"])
+    assert (context.logits(QUERY) - from_scratch(context, QUERY)).abs().max().item() <= TOLERANCE

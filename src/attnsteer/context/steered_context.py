@@ -51,6 +51,7 @@ class SteeredContext:
         self.steerer, self.input_ids, self.method, self.text = steerer, input_ids, method, text
         self.frame = frame
         self.emphasis_mask = None if emphasis_mask is None or not bool(emphasis_mask.any()) else emphasis_mask.bool()
+        _check_reusable(steerer, self.emphasis_mask is not None)
         self.cache = self._prefill()
 
     # ----- properties -----------------------------------------------------------------------------
@@ -152,6 +153,15 @@ class SteeredContext:
         emphasised = int(self.emphasis_mask.sum()) if self.emphasis_mask is not None else 0
         return (f"SteeredContext(method={self.method!r}, tokens={self.num_tokens}, emphasised={emphasised}, "
                 f"chat={self.frame is not None}, cache_bytes={self.nbytes()})")
+
+
+def _check_reusable(steerer: Steerer, steered: bool) -> None:
+    """A steered cache is reusable only under a causal method (position i reads tokens <= i only)."""
+    spotlight = steerer.row_steering.spotlight
+    if steered and spotlight is not None and spotlight.granularity == "layer":
+        raise ContextError("spotlight with granularity 'layer' averages the span's share over the queries of one "
+                           "forward pass, so a context prefilled once cannot be reused exactly by later queries; "
+                           "use granularity='head' (causal) or another method")
 
 
 def _check_text(text: str, what: str) -> None:
