@@ -68,7 +68,7 @@ def test_instaboost_and_spotlight_runs_record_their_steering_and_sweep_their_str
     result = CliRunner().invoke(app, [
         "eval", "--task", "counterfact", "--method", "pasta,instaboost,spotlight", "--limit", "2", "--model",
         str(model_dir), "--heads", "1", "--boost", "2,5", "--target", "0.3", "--granularity", "head",
-        "--json", str(out),
+        "--json", str(out), "--plot", str(tmp_path / "plots"),
     ])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
@@ -79,6 +79,8 @@ def test_instaboost_and_spotlight_runs_record_their_steering_and_sweep_their_str
     assert [(point["boost"], point["method"]) for point in data["sweeps"]["boost_sweep"]] == [
         (2.0, "instaboost"), (5.0, "instaboost")]
     assert data["sweeps"]["target_sweep"] == data["sweeps"]["alpha_sweep"] == []  # one value each: no sweep
+    figures = json.loads((tmp_path / "plots" / "figures.json").read_text())
+    assert figures["boost_sweep"] == data["sweeps"]["boost_sweep"] and (tmp_path / "plots" / "boost_sweep.png").exists()
     caption = " ".join(result.output.split())  # the table's caption, wrapped to the terminal
     assert "instaboost: boost 2.0; spotlight: target 0.3, granularity head" in caption
 

@@ -261,12 +261,10 @@ def write_plots(folder: str, header: list[str], rows: list[list[str]], report) -
 
     out = Path(folder)
     written = [plot_methods(header, rows, out / "methods.png")]
-    if report.alpha_sweep:
-        written.append(plot_sweep(report.alpha_sweep, "alpha", out / "alpha_sweep.png", log_x=True))
-    if report.num_heads_sweep:
-        written.append(plot_sweep(report.num_heads_sweep, "num_heads", out / "num_heads_sweep.png"))
-    numbers = {"table": {"header": header, "rows": rows}, "alpha_sweep": report.alpha_sweep,
-               "num_heads_sweep": report.num_heads_sweep}
+    for name, points in report.sweeps.items():  # alpha, num_heads, boost, target, spa_strength
+        if points:
+            written.append(plot_sweep(points, name, out / f"{name}_sweep.png", log_x=name in ("alpha", "boost")))
+    numbers = {"table": {"header": header, "rows": rows}, **report.sweeps_json()}
     (out / "figures.json").write_text(json.dumps(numbers, indent=1) + "\n")
     typer.echo("wrote " + ", ".join(str(path) for path in written), err=True)
 
