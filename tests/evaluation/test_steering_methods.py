@@ -16,6 +16,7 @@ from attnsteer.evaluation.methods import (
 )
 from attnsteer.evaluation.runner import evaluate
 from attnsteer.evaluation.sweeps import run_evaluation
+from attnsteer.steering.methods import method_defaults
 
 OPTIONS = {"limit": 2, "progress": False}
 
@@ -79,8 +80,8 @@ def test_spotlight_records_its_target_and_changes_the_scores(steerer, granularit
 
 
 def test_each_run_records_the_steering_it_ran_and_the_steerer_passed_in_is_left_as_it_was(steerer):
-    assert run(steerer, "spotlight").config["steering"] == {"method": "spotlight", "target": 0.2,
-                                                             "granularity": "layer"}  # spotlight's defaults
+    assert run(steerer, "spotlight").config["steering"] == {"method": "spotlight",
+                                                             **method_defaults("spotlight")}  # its defaults
     assert run(steerer, "pasta", alpha=0.5).config["steering"] == {"method": "pasta", "heads": "1.0,1.1,1.2,1.3",
                                                                     "alpha": 0.5, "mode": "exclude"}
     assert run(steerer, "zero-shot").config["steering"] is None

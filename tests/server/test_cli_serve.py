@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from attnsteer import Steerer, load_model
 from attnsteer.cli.main import app
+from attnsteer.steering.methods import PROFILING_FREE_DEFAULT, method_defaults
 from tests.server.conftest import free_port
 from tests.tiny_models import tiny_model
 
@@ -101,8 +102,8 @@ def test_bad_steering_options_exit_2_on_one_line_before_loading(never_loads, arg
                                                                 "alpha": 0.1, "mode": "include"}),
     (["--steering", "instaboost", "--boost", "3"], {"method": "instaboost", "boost": 3.0}),
     (["--target", "0.4", "--granularity", "head"], {"method": "spotlight", "target": 0.4, "granularity": "head"}),
-    (["--steering", "spotlight"], {"method": "spotlight", "target": 0.2, "granularity": "layer"}),
-    ([], {"method": "instaboost", "boost": 5.0}),  # no shipped head set for the tiny model: the profiling-free one
+    (["--steering", "spotlight"], {"method": "spotlight", **method_defaults("spotlight")}),
+    ([], {"method": PROFILING_FREE_DEFAULT, **method_defaults(PROFILING_FREE_DEFAULT)}),  # no shipped head set
 ], ids=["pasta", "instaboost", "spotlight by its options", "spotlight's defaults", "the model's default"])
 def test_steering_options_make_the_default_steerer(monkeypatch, tokenizer, args, default):
     served = []

@@ -13,6 +13,7 @@ import pytest
 
 from attnsteer import Steerer
 from attnsteer.server import ServerSettings
+from attnsteer.steering.methods import method_defaults
 from tests.server.conftest import EIFFEL, NEW_FACT, live_server
 from tests.tiny_models import tiny_model
 
@@ -216,7 +217,8 @@ def test_pick_a_method_and_compare_two_side_by_side(base_server, page):
     assert "emphasis" not in plain.value.request.post_data_json
     assert boosted.value.request.post_data_json["steering"] == {"method": "instaboost", "boost": 1000}
     assert spotlit.value.request.post_data_json["steering"] == {"method": "spotlight", "target": 0.9,
-                                                                 "granularity": "layer"}
+                                                                 "granularity": method_defaults("spotlight")[
+                                                                     "granularity"]}
     assert boosted.value.request.post_data_json["emphasis"] == emphasis
     replies = []
     for selector, response in (("#plain-output", plain), ("#steered-output", boosted), ("#compare-output", spotlit)):

@@ -12,7 +12,7 @@ import pytest
 from attnsteer import Steerer
 from attnsteer.server import ServerSettings
 from attnsteer.server.schemas import SteeringParameters
-from attnsteer.steering.methods import method_parameters, steering_method_names
+from attnsteer.steering.methods import method_defaults, method_parameters, steering_method_names
 from tests.server.conftest import live_server
 from tests.tiny_models import tiny_model
 
@@ -146,8 +146,8 @@ def test_playground_info_lists_the_methods_and_the_default(server):
     info = json.loads(server.get("/v1/playground/info")[1])
     assert info["steering_methods"] == [
         {"name": "pasta", "parameters": {"heads": None, "alpha": 0.01, "mode": "exclude"}},
-        {"name": "instaboost", "parameters": {"boost": 5.0}},
-        {"name": "spotlight", "parameters": {"target": 0.2, "granularity": "layer"}},
+        {"name": "instaboost", "parameters": method_defaults("instaboost")},
+        {"name": "spotlight", "parameters": method_defaults("spotlight")},
     ]
     assert info["steering_default"] == {"method": "pasta", "heads": "1.0,1.1,1.2,1.3", "alpha": 0.01,
                                         "mode": "exclude"}

@@ -11,7 +11,6 @@ from attnsteer import Steerer
 from attnsteer.errors import SteeringConfigError, UnknownSteeringMethodError
 from attnsteer.steering.methods import (
     PROFILING_FREE_DEFAULT,
-    InstaBoost,
     Spotlight,
     check_method,
     make_method,
@@ -58,17 +57,17 @@ def test_a_model_without_profiled_heads_gets_the_profiling_free_default_and_says
 
 
 def test_the_method_follows_from_its_parameters(model, tokenizer):
-    assert Steerer(model, tokenizer, boost=3.0).method == InstaBoost(3.0, Steerer(model, tokenizer).heads)
-    assert Steerer(model, tokenizer, target=0.3).method == Spotlight(0.3, "layer")
+    assert Steerer(model, tokenizer, boost=3.0).method == make_method("instaboost", model, boost=3.0)
+    assert Steerer(model, tokenizer, target=0.4).method == Spotlight(0.4, Spotlight.granularity)
     assert Steerer(model, tokenizer, heads="0.1", alpha=0.1).method.to_dict() == {
         "method": "pasta", "heads": "0.1", "alpha": 0.1, "mode": "exclude"}
 
 
 def test_with_options_switches_methods_and_keeps_the_rest(model, tokenizer):
     pasta = Steerer(model, tokenizer, heads="0.1,2", alpha=0.1)
-    spot = pasta.with_options(method="spotlight", granularity="head")
-    assert spot.method == Spotlight(0.2, "head") and spot.row_steering.spotlight is not None
-    assert spot.with_options(target=0.5).method == Spotlight(0.5, "head")
+    spot = pasta.with_options(method="spotlight", granularity="layer")
+    assert spot.method == Spotlight(Spotlight.target, "layer") and spot.row_steering.spotlight is not None
+    assert spot.with_options(target=0.5).method == Spotlight(0.5, "layer")
     back = spot.with_options(method="pasta", heads="1")
     assert back.method.to_dict() == {"method": "pasta", "heads": "1.0,1.1,1.2,1.3", "alpha": 0.01, "mode": "exclude"}
     assert pasta.with_options(alpha=0.5).method.to_dict()["heads"] == str(pasta.heads)
@@ -106,7 +105,7 @@ def test_names_and_parameters_are_checked_without_a_model():
         check_method("pasta", {"boost": 3.0}, spell=lambda name: f"--{name}")
     with pytest.raises(SteeringConfigError, match="boost must be >= 1"):
         check_method(None, {"boost": 0.5})
-    assert method_defaults("spotlight") == {"target": 0.2, "granularity": "layer"}
+    assert method_defaults("spotlight") == {"target": 0.3, "granularity": "head"}
     assert method_defaults("pasta") == {"heads": None, "alpha": 0.01, "mode": "exclude"}
 
 

@@ -181,6 +181,6 @@ def test_only_head_granularity_is_causal(granularity, causal, tokenizer):
 
 def test_target_is_validated():
     with pytest.raises(ValueError, match=r"target must be a share of attention in \(0, 1\)"):
-        SpotlightTarget(1.5)
+        SpotlightTarget(1.5, "head")
     with pytest.raises(ValueError, match="granularity must be one of"):
         SpotlightTarget(0.2, "token")

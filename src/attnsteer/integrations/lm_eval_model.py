@@ -8,8 +8,9 @@ Model arguments (`--model_args key=value,...` or a JSON object):
   heads       pasta: a PASTA JSON file, `all`, layers `12+13` or pairs `11.2+12.1` (`+` for `,`, which lm-eval
               splits on; or give a JSON object); unset/`default`: the model's shipped set
   alpha, mode pasta: as `attnsteer.SteeringConfig` (default 0.01, exclude)
-  boost       instaboost: the factor on attention to the emphasised tokens, >= 1 (default 5)
-  target, granularity  spotlight: the span's target share of attention in (0, 1) (default 0.2), layer | head
+  boost       instaboost: the factor on attention to the emphasised tokens, >= 1 (default 3)
+  target, granularity  spotlight: the span's target share of attention in (0, 1) (default 0.3), head | layer
+              (default head)
   emphasis    the rule choosing the emphasised text, see `emphasis_rules` (default `none`)
   steer       false: do not steer (with `mark`, the marked-prompt baseline); default true
   mark        none | star | quote: also wrap the emphasised text in `*...*` / `"..."` in the prompt

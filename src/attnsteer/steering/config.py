@@ -80,15 +80,15 @@ class SpotlightTarget:
         averages over the queries of one forward pass, so a prompt prefilled in chunks reads differently.
     """
 
-    target: float = 0.2
-    granularity: Granularity = "layer"
+    target: float
+    granularity: Granularity
 
     def __post_init__(self) -> None:
         target = self.target
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not math.isfinite(target) \
                 or not 0.0 < target < 1.0:
-            raise SteeringConfigError(f"target must be a share of attention in (0, 1) (Spotlight's default is "
-                                      f"0.2), got {target!r}")
+            raise SteeringConfigError(f"target must be a share of attention in (0, 1) (e.g. 0.3: the span gets "
+                                      f"at least 30% of the attention), got {target!r}")
         if self.granularity not in GRANULARITIES:
             raise SteeringConfigError(f"granularity must be one of {GRANULARITIES}, got {self.granularity!r}")
 
