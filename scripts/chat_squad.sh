@@ -11,7 +11,7 @@ OUT=${OUT:-docs/results/context_eval_smollm2}
 BIN=${BIN:-.venv/bin}
 MODEL=smollm2-135m-instruct
 mkdir -p "$OUT"
-run() { "$BIN/attnsteer" eval --task squad --model "$MODEL" --chat on "$@" 2>&1 | tr '\r' '\n' | grep -v 'it/s\]\|s/it\]'; }
+run() { "$BIN/attnsteer" eval --task squad --model "$MODEL" --chat on "$@" 2>&1 | tr '\r' '\n' | grep -v '%|'; }
 
 for fraction in 0.05 0.1 0.2; do
   run --method llmsteer --split valid --alpha 0.01,0.1 --top-fraction "$fraction" \

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from attnsteer import Steerer, load_model
 from attnsteer.cli.main import app
+from attnsteer.steering.methods import PROFILING_FREE_DEFAULT
 from tests.cli.steering_cases import STEERING_CASES, squeezed, steering_args
 
 PROMPT = "Previously, The Eiffel Tower is located in Paris. **Currently, The Eiffel Tower is located in Rome.** The"
@@ -93,7 +94,7 @@ def test_each_steering_method_equals_the_library(model_dir, library, method, par
 
 
 @pytest.mark.parametrize(("parameters", "method"), [
-    ({}, "instaboost"),  # the tiny model ships no head set: the profiling-free default
+    ({}, PROFILING_FREE_DEFAULT),  # the tiny model ships no head set
     ({"boost": 8.0}, "instaboost"),
     ({"granularity": "head"}, "spotlight"),
     ({"heads": "1", "mode": "include"}, "pasta"),
