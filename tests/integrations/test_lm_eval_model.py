@@ -13,6 +13,7 @@ from lm_eval.api.instance import Instance
 from attnsteer.errors import AttnsteerError
 from attnsteer.integrations.lm_eval_cli import lm_eval_arguments
 from attnsteer.integrations.lm_eval_model import AttnsteerLM, LMEvalArgumentError, mark_spans
+from attnsteer.steering.methods import PROFILING_FREE_DEFAULT, method_defaults
 
 CONTEXTS = [
     "Previously, The Eiffel Tower is located in Paris. Currently, The Eiffel Tower is located in Rome. "
@@ -307,7 +308,8 @@ def test_each_steering_method_equals_the_steerer_and_is_recorded(tiny_model_dir,
 
 def test_without_a_method_the_steerer_default_is_recorded(tiny_model_dir):
     lm = AttnsteerLM(pretrained=str(tiny_model_dir("llama")), emphasis="last_sentence")
-    assert lm.get_model_info()["steering"] == {"method": "instaboost", "boost": 5.0}  # no head set ships for it
+    default = {"method": PROFILING_FREE_DEFAULT, **method_defaults(PROFILING_FREE_DEFAULT)}
+    assert lm.get_model_info()["steering"] == default  # no head set ships for it
     assert AttnsteerLM(pretrained=str(tiny_model_dir("llama")), heads="all").get_model_info() == {
         "steering": None, "emphasis_rule": "none"}  # the default rule steers nothing
 

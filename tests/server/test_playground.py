@@ -227,7 +227,8 @@ def test_pick_a_method_and_compare_two_side_by_side(base_server, page):
         assert page.eval_on_selector(selector, "node => node.textContent") == replies[-1]
     assert len(set(replies)) == 3  # each column got its own method (greedy decoding, seeded weights)
     assert page.inner_text("#steered-title") == "instaboost (boost 1000)"
-    assert page.inner_text("#compare-title") == "spotlight (target 0.9, granularity layer)"
+    granularity = method_defaults("spotlight")["granularity"]
+    assert page.inner_text("#compare-title") == f"spotlight (target 0.9, granularity {granularity})"
     # InstABoost steers all 12 heads of the tiny model: the attention view shows each layer's mean.
     labels = page.eval_on_selector_all(".attention-row span:first-child", "cells => cells.map(c => c.textContent)")
     assert labels[:2] == ["L0 (4 heads) plain", "L0 (4 heads) steered"] and len(labels) == 6
