@@ -8,16 +8,14 @@ import sys
 
 import pytest
 import torch
+from tests.evaluation.test_steering_methods import run, scores
 from tests.tiny_models import tiny_model
 from typer.testing import CliRunner
 
 from attnsteer.cli.main import app
 from attnsteer.evaluation.methods import render
-from attnsteer.evaluation.runner import evaluate
 from attnsteer.evaluation.spa import DEFAULT_STRENGTH, AnchoringMissingError, SpaRuns
 from attnsteer.tasks import get_task
-
-OPTIONS = {"limit": 2, "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +23,6 @@ def steerer(tokenizer):
     from attnsteer.steerer import Steerer
 
     return Steerer(tiny_model("llama"), tokenizer, heads="1", markup=None)
-
-
-def scores(result) -> list[float]:
-    return [score for prediction in result.predictions if "scores" in prediction
-            for score, _ in prediction["scores"]]
-
-
-def run(steerer, method: str, task: str = "counterfact", **parameters):
-    return evaluate(steerer.model, steerer.tokenizer, task, method, steerer=steerer, **OPTIONS, **parameters)
 
 
 def test_spa_at_strength_1_scores_as_the_plain_model_and_a_strength_changes_the_scores(steerer):
