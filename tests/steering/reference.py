@@ -6,6 +6,7 @@ Valid for full forwards without a cache (key index = absolute position).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,12 +54,18 @@ def multiplier(emphasis_mask: torch.Tensor, prompt_mask: torch.Tensor, alpha: fl
 
 
 @contextmanager
-def reference_steering(model: PreTrainedModel, spec: ReferenceSpec) -> Iterator[None]:
+def reference_implementation(model: PreTrainedModel, name: str, variable: contextvars.ContextVar, spec: object,
+                             ) -> Iterator[None]:
+    """Run `model` on the registered attention `name` with `spec` in `variable` inside the block, then restore."""
     original = model.config._attn_implementation
-    model.set_attn_implementation(REFERENCE)
-    token = _SPEC.set(spec)
+    model.set_attn_implementation(name)
+    token = variable.set(spec)
     try:
         yield
     finally:
-        _SPEC.reset(token)
+        variable.reset(token)
         model.set_attn_implementation(original)
+
+
+def reference_steering(model: PreTrainedModel, spec: ReferenceSpec) -> contextlib.AbstractContextManager[None]:
+    return reference_implementation(model, REFERENCE, _SPEC, spec)

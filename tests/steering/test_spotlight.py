@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -19,6 +17,7 @@ from attnsteer import HeadConfig, SteeringConfig
 from attnsteer.steering import RowSteering, prepare_state, reading_attention, steered
 from attnsteer.steering.attention import model_eager_attention
 from attnsteer.steering.config import SpotlightTarget
+from tests.steering.reference import reference_implementation
 from tests.steering.test_equivalence import PROMPTS
 from tests.steering.test_equivalence import encode as encode_halves
 from tests.tiny_models import tiny_model
@@ -63,16 +62,8 @@ AttentionInterface.register(REFERENCE, reference_attention)
 AttentionMaskInterface.register(REFERENCE, eager_mask)
 
 
-@contextmanager
-def reference_spotlight(model, spec: Reference) -> Iterator[None]:
-    original = model.config._attn_implementation
-    model.set_attn_implementation(REFERENCE)
-    token = _SPEC.set(spec)
-    try:
-        yield
-    finally:
-        _SPEC.reset(token)
-        model.set_attn_implementation(original)
+def reference_spotlight(model, spec: Reference):
+    return reference_implementation(model, REFERENCE, _SPEC, spec)
 
 
 def encode(tokenizer, prompts):
