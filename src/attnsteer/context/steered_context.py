@@ -21,6 +21,7 @@ import torch
 
 from attnsteer.context.config import ContextError
 from attnsteer.context.frame import ChatFrame
+from attnsteer.context.prefix_cache import reuse_refusal
 from attnsteer.steering.activation import prepare_state, steered
 
 if TYPE_CHECKING:
@@ -156,12 +157,11 @@ class SteeredContext:
 
 
 def _check_reusable(steerer: Steerer, steered: bool) -> None:
-    """A steered cache is reusable only under a causal method (position i reads tokens <= i only)."""
-    spotlight = steerer.row_steering.spotlight
-    if steered and spotlight is not None and spotlight.granularity == "layer":
-        raise ContextError("spotlight with granularity 'layer' averages the span's share over the queries of one "
-                           "forward pass, so a context prefilled once cannot be reused exactly by later queries; "
-                           "use granularity='head' (causal) or another method")
+    """A steered cache is reusable only under a causal method (position i reads tokens <= i only): the
+    prefix cache's rule (`prefix_cache.reuse_refusal`)."""
+    refusal = reuse_refusal(steerer.row_steering) if steered else None
+    if refusal is not None:
+        raise ContextError(refusal)
 
 
 def _check_text(text: str, what: str) -> None:

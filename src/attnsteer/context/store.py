@@ -1,14 +1,13 @@
-"""`ContextStore`: steered contexts kept for reuse, bounded in bytes (least recently used goes first)."""
+"""`ContextStore`: steered contexts kept for reuse, bounded in bytes (least recently used goes first), stored
+through the `ByteLRU` the prefix cache uses too."""
 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from attnsteer.context.config import ContextError
+from attnsteer.context.lru import ByteLRU
 from attnsteer.context.steered_context import SteeredContext
 
 
@@ -27,57 +26,63 @@ class ContextKey:
 
 
 class ContextStore:
-    """Thread-safe LRU of `SteeredContext`s whose KV caches together hold at most `max_bytes`.
+    """Thread-safe LRU of `SteeredContext`s whose KV caches together hold at most `max_bytes` (a `ByteLRU`).
 
     A context larger than `max_bytes` is built and returned but not kept (counted in `too_large`).
     `hits` / `misses` count `get_or_build` lookups; `invalidate` drops entries explicitly.
     """
 
     def __init__(self, max_bytes: int = 2 * 1024**3) -> None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
-            raise ContextError(f"max_bytes must be a positive integer, got {max_bytes!r}")
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[ContextKey, SteeredContext] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = self.evictions = self.too_large = 0
+        self._lru: ByteLRU[ContextKey, SteeredContext] = ByteLRU(max_bytes, SteeredContext.nbytes)
+
+    @property
+    def max_bytes(self) -> int:
+        """The byte budget."""
+        return self._lru.max_bytes
+
+    @property
+    def hits(self) -> int:
+        """`get_or_build` calls answered from the store."""
+        return self._lru.hits
+
+    @property
+    def misses(self) -> int:
+        """`get_or_build` calls that built a context."""
+        return self._lru.misses
+
+    @property
+    def evictions(self) -> int:
+        """Contexts dropped to make room."""
+        return self._lru.evictions
+
+    @property
+    def too_large(self) -> int:
+        """Contexts larger than `max_bytes`, built but not kept."""
+        return self._lru.too_large
 
     @property
     def nbytes(self) -> int:
         """Bytes held by every stored context's KV cache."""
-        with self._lock:
-            return sum(context.nbytes() for context in self._entries.values())
+        return self._lru.nbytes
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._lru)
 
     def __contains__(self, key: ContextKey) -> bool:
-        return key in self._entries
+        return key in self._lru
 
     def get_or_build(self, key: ContextKey, build: Callable[[], SteeredContext]) -> SteeredContext:
         """The stored context for `key` (a hit), or `build()` stored under it (a miss)."""
-        with self._lock:
-            found = self._entries.get(key)
-            if found is not None:
-                self._entries.move_to_end(key)
-                self.hits += 1
-                return found
-            self.misses += 1
-        context = build()  # outside the lock: a prefill takes seconds
+        found = self._lru.get(key)
+        if found is not None:
+            return found
+        context = build()  # outside any lock: a prefill takes seconds
         self.put(key, context)
         return context
 
     def put(self, key: ContextKey, context: SteeredContext) -> None:
         """Store `context`, evicting least recently used entries until everything fits in `max_bytes`."""
-        size = context.nbytes()
-        with self._lock:
-            if size > self.max_bytes:
-                self.too_large += 1
-                return
-            self._entries.pop(key, None)
-            while self._entries and sum(c.nbytes() for c in self._entries.values()) + size > self.max_bytes:
-                self._entries.popitem(last=False)
-                self.evictions += 1
-            self._entries[key] = context
+        self._lru.put(key, context)
 
     def invalidate(self, key: ContextKey | None = None, *, model: str | None = None,
                    context_text: str | None = None) -> int:
@@ -86,15 +91,9 @@ class ContextStore:
         With no argument, everything is dropped.
         """
         digest = None if context_text is None else hashlib.sha256(context_text.encode("utf-8")).hexdigest()
-        with self._lock:
-            doomed = [k for k in self._entries
-                      if (key is None or k == key) and (model is None or k.model == model)
-                      and (digest is None or k.context == digest)]
-            for k in doomed:
-                del self._entries[k]
-        return len(doomed)
+        return self._lru.pop_where(lambda k: (key is None or k == key) and (model is None or k.model == model)
+                                   and (digest is None or k.context == digest))
 
     def stats(self) -> dict[str, int]:
         """Entries, bytes, limit and hit/miss/eviction counters (for /health and logs)."""
-        return {"entries": len(self._entries), "bytes": self.nbytes, "max_bytes": self.max_bytes, "hits": self.hits,
-                "misses": self.misses, "evictions": self.evictions, "too_large": self.too_large}
+        return self._lru.stats()
