@@ -58,6 +58,35 @@ def plot_sweep(points: Sequence[dict], x_key: str, path: str | Path, log_x: bool
     return _save(figure, pyplot, path)
 
 
+def plot_pareto(points: Sequence[dict], x_key: str, y_key: str, path: str | Path) -> Path:
+    """A trade-off figure: one line per method through its strength sweep, x_key against y_key, each point
+    labelled with its strength (a Pareto view: up and to the right is better when both are).
+
+    points: dicts with "method", "strength" (a number), x_key and y_key (numbers); a point whose method is
+    "zero-shot" is drawn as one star (the unsteered model).
+    """
+    pyplot = _pyplot()
+    figure, axis = pyplot.subplots(figsize=(6.5, 4.5))
+    by_method: dict[str, list[dict]] = {}
+    for point in points:
+        by_method.setdefault(point["method"], []).append(point)
+    for method, group in by_method.items():
+        group = sorted(group, key=lambda point: point["strength"])
+        xs, ys = [point[x_key] for point in group], [point[y_key] for point in group]
+        if method == "zero-shot":
+            axis.scatter(xs, ys, marker="*", s=160, color="black", label=method, zorder=3)
+            continue
+        axis.plot(xs, ys, marker="o", label=method)
+        for point in group:
+            axis.annotate(f"{point['strength']:g}", (point[x_key], point[y_key]), fontsize=7,
+                          textcoords="offset points", xytext=(3, 3))
+    axis.set_xlabel(x_key)
+    axis.set_ylabel(y_key)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return _save(figure, pyplot, path)
+
+
 def _save(figure, pyplot, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
