@@ -86,6 +86,7 @@ BAD_OPTIONS = [
     (["--target", "1"], "target must be a share of attention in (0, 1)"),
     (["--steering", "spotlight", "--granularity", "token"], "granularity must be one of ('layer', 'head')"),
     (["--boost", "nan"], "boost must be a finite number"),
+    (["--batching", "dynamic"], "batching must be one of ('continuous', 'static'), got 'dynamic'"),
 ]
 
 
@@ -113,6 +114,18 @@ def test_steering_options_make_the_default_steerer(monkeypatch, tokenizer, args,
     assert result.exit_code == 0, result.output
     assert served[0].state.core.steerer.method.to_dict() == default
     assert f"steering with {served[0].state.core.steerer.method.describe()} by default" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--batching", "static"], ["--batching", "continuous"], []])
+def test_batching_option_picks_the_scheduler(monkeypatch, tokenizer, args):
+    served = []
+    monkeypatch.setattr("attnsteer.models.load_model", lambda model: (tiny_model("llama"), tokenizer))
+    monkeypatch.setattr("attnsteer.server.run.run_server", lambda app, host, port: served.append(app))
+    result = CliRunner().invoke(app, ["serve", *args, "--model", "tiny"])
+    assert result.exit_code == 0, result.output
+    core = served[0].state.core
+    assert core.settings.batching == core.queue.stats()["batching"] == (args[1] if args else "continuous")
+    core.shut_down()
 
 
 def test_sigterm_under_load_stops_the_server_promptly(tiny_model_dir):

@@ -12,7 +12,7 @@ from tests.server.conftest import EIFFEL, MODEL_NAME, NEW_FACT, live_server
 
 def test_fifty_concurrent_requests_all_answered(embedded_server, openai_client):
     core = embedded_server.app.state.core
-    batches_before = core.queue.batches_run
+    before = core.queue.stats()
 
     def ask(index: int):
         extra = {"emphasis": [NEW_FACT], "alpha": 0.01 * (1 + index % 3)} if index % 2 else {}
@@ -26,8 +26,10 @@ def test_fifty_concurrent_requests_all_answered(embedded_server, openai_client):
     assert len(answers) == 50
     assert {answers[i] for i in range(0, 50, 2)} == {" Paris."}  # plain rows, batched with steered ones
     assert all(answers[i].startswith(" Rome") for i in range(1, 50, 2))
-    sizes = list(core.queue.recent_batch_sizes)[batches_before - core.queue.batches_run :]
-    assert sum(sizes) == 50 and max(sizes) == core.settings.max_batch  # requests were batched together
+    after = core.queue.stats()
+    step_sizes = after["recent_step_sizes"][before["steps"] - after["steps"] :]
+    assert after["rows_admitted"] - before["rows_admitted"] == 50
+    assert max(step_sizes) == core.settings.max_batch  # requests were decoded together
     assert elapsed < 120
 
 

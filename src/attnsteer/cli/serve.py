@@ -26,7 +26,13 @@ def serve(
     model: ModelOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    batching: Annotated[str, typer.Option(
+        help="continuous: requests join the running batch between decode steps and leave when done; static: "
+             "requests that arrive together are decoded together until the longest ends.")] = "continuous",
     max_batch: Annotated[int, typer.Option(min=1, help="Rows decoded together in one batch.")] = 8,
+    prefix_cache_bytes: Annotated[int, typer.Option(
+        min=0, help="Budget of the steered prefix cache (bytes of keys and values; 0: off; continuous batching "
+                    "only).")] = 512 * 1024**2,
     max_waiting: Annotated[int, typer.Option(min=1, help="Rows that may wait; beyond it 429.")] = 64,
     max_prompt_tokens: Annotated[int, typer.Option(min=1, help="Longest prompt accepted (tokens).")] = 2048,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most tokens one request may generate.")] = 256,
@@ -55,7 +61,8 @@ def serve(
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
-    settings = ServerSettings(max_batch=max_batch, max_waiting=max(max_waiting, max_batch),
+    settings = ServerSettings(batching=batching, prefix_cache_bytes=prefix_cache_bytes, max_batch=max_batch,
+                              max_waiting=max(max_waiting, max_batch),
                               max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens,
                               default_max_tokens=min(16, max_tokens), model_name=model_name)
     loaded, tokenizer = load_model(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import weakref
 from collections.abc import Callable
@@ -16,14 +17,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from attnsteer.chat import has_chat_template
+from attnsteer.context.prefix_cache import PrefixCache, prefill
 from attnsteer.model_info import model_identity
 from attnsteer.server.attention_view import attention_view
-from attnsteer.server.batching import BatchQueue
+from attnsteer.server.batching import BatchQueue, QueueFullError
 from attnsteer.server.engine import BatchGenerator, GenerationJob
 from attnsteer.server.errors import install_error_handlers
 from attnsteer.server.limits import BodySizeLimit, ClientGone, collect_unless_disconnected
+from attnsteer.server.metrics import CONTENT_TYPE, ServerMetrics
+from attnsteer.server.prefill import PrefillFunction
 from attnsteer.server.prompts import PreparedPrompt, prepare_attention, prepare_chat, prepare_completion
 from attnsteer.server.request_error import RequestError
+from attnsteer.server.scheduler import ContinuousDecoder, ContinuousScheduler
 from attnsteer.server.schemas import AttentionRequest, ChatCompletionRequest, CompletionRequest, SamplingFields
 from attnsteer.server.settings import ServerSettings
 from attnsteer.server.steering_request import steering_methods
@@ -42,7 +47,12 @@ SHUTTING_DOWN = "the server is shutting down"
 
 
 class ServerCore:
-    """The steerer, the limits, the model and tokenizer locks, the decoder and the batch queue of one app."""
+    """The steerer, the limits, the model and tokenizer locks, the decoder and the batch queue of one app.
+
+    `settings.batching` picks the pair: "static" (`BatchGenerator` + `BatchQueue`) or "continuous"
+    (`ContinuousDecoder` + `ContinuousScheduler`); both queues answer `submit`, `waiting`, `batches_run`,
+    `stats()` and `close()`, both decoders `stop()`.
+    """
 
     def __init__(self, steerer: Steerer, settings: ServerSettings) -> None:
         self.steerer, self.settings = steerer, settings
@@ -51,10 +61,25 @@ class ServerCore:
         self.has_chat_template = has_chat_template(steerer.tokenizer)
         self.model_lock = threading.Lock()
         self.tokenizer_lock = threading.Lock()  # a fast tokenizer's settings change per call: one call at a time
-        self.generator = BatchGenerator(steerer.model, steerer.tokenizer)
-        self.queue = BatchQueue(self.generator.run, settings.max_batch, settings.max_waiting, settings.batch_wait_s,
-                                self.model_lock)
+        self.generator: BatchGenerator | ContinuousDecoder
+        self.prefix_cache: PrefixCache | None = None
+        self.queue: BatchQueue | ContinuousScheduler
+        if settings.batching == "static":
+            self.generator = BatchGenerator(steerer.model, steerer.tokenizer)
+            self.queue = BatchQueue(self.generator.run, settings.max_batch, settings.max_waiting,
+                                    settings.batch_wait_s, self.model_lock, self.generator.counters)
+        else:
+            self.generator = ContinuousDecoder(steerer.model, steerer.tokenizer, self._prefill())
+            self.queue = ContinuousScheduler(self.generator, settings.max_batch, settings.max_waiting,
+                                             settings.batch_wait_s, self.model_lock)
         self.streams: weakref.WeakSet[RequestStream] = weakref.WeakSet()  # requests being answered
+        self.metrics = ServerMetrics(self.queue.stats, self.prefix_cache.stats if self.prefix_cache else None)
+
+    def _prefill(self) -> PrefillFunction:
+        """The continuous decoder's prefill: through the steered prefix cache unless its budget is 0."""
+        budget = self.settings.prefix_cache_bytes
+        self.prefix_cache = PrefixCache(budget) if budget > 0 else None
+        return functools.partial(prefill, prefix_cache=self.prefix_cache)
 
     async def prepare(self, prepare_rows: Callable[[Any, Steerer, ServerSettings], T], body: Any) -> T:
         """Run span search and tokenisation off the event loop (they can take a while on a long prompt)."""
@@ -84,12 +109,19 @@ class ServerCore:
                                              f"{self.settings.max_tokens}")
         return asked
 
-    def submit(self, rows: list[PreparedPrompt], fields: SamplingFields, max_tokens: int) -> RequestStream:
-        """Queue the rows (all or none: QueueFullError) and return the stream of their events."""
-        stream = RequestStream(asyncio.get_running_loop(), len(rows))
+    def submit(self, rows: list[PreparedPrompt], fields: SamplingFields, max_tokens: int,
+               endpoint: str) -> RequestStream:
+        """Queue the rows (all or none: QueueFullError) and return the stream of their events; `endpoint`
+        ("completions", "chat") labels the request's metrics."""
+        timer = self.metrics.request(endpoint)
+        stream = RequestStream(asyncio.get_running_loop(), len(rows), timer=timer)
         stream.jobs = [GenerationJob(row, max_tokens, stream.emitter(index), fields.temperature, fields.top_p,
                                      fields.seed) for index, row in enumerate(rows)]
-        self.queue.submit(stream.jobs)
+        try:
+            self.queue.submit(stream.jobs)
+        except QueueFullError:
+            timer.failed("queue_full")
+            raise
         self.streams.add(stream)
         return stream
 
@@ -116,7 +148,15 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
     @app.get("/health")
     async def health() -> dict:
         return {"status": "ok", "model": core.model_name, "waiting_rows": core.queue.waiting,
-                "max_batch": core.settings.max_batch, "batches_run": core.queue.batches_run}
+                "max_batch": core.settings.max_batch, "batches_run": core.queue.batches_run,
+                "batching": core.settings.batching,
+                "prefix_cache": core.prefix_cache.stats() if core.prefix_cache is not None else None}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        """Prometheus' text format (`server.metrics`): latency, time to first token, tokens, queue depth, batch
+        sizes, tokens/s, prefix-cache hits / misses / bytes."""
+        return Response(core.metrics.exposition(), media_type=CONTENT_TYPE)
 
     @app.get("/v1/models")
     async def models() -> dict:
@@ -128,7 +168,7 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
         core.check_model(body.model)
         max_tokens = core.max_tokens(body.max_tokens)
         rows = await core.prepare(prepare_completion, body)
-        stream = core.submit(rows, body, max_tokens)
+        stream = core.submit(rows, body, max_tokens, "completions")
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(stream_completion(stream, core.model_name, include_usage),
@@ -146,7 +186,7 @@ def add_routes(app: FastAPI, core: ServerCore) -> None:
             raise RequestError("max_completion_tokens", "give max_tokens or max_completion_tokens, not both")
         max_tokens = core.max_tokens(body.max_completion_tokens or body.max_tokens)
         row = await core.prepare(prepare_chat, body)
-        stream = core.submit([row], body, max_tokens)
+        stream = core.submit([row], body, max_tokens, "chat")
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
             return StreamingResponse(stream_chat(stream, core.model_name, include_usage),

@@ -1,10 +1,11 @@
-"""A bounded queue of rows and one worker thread that decodes them in batches.
+"""The bounded queue of waiting rows, and the static batcher: one worker thread that decodes rows in batches.
 
-Rows that arrive while a batch runs (or within `batch_wait_s` of the first) are decoded together,
-at most `max_batch` at a time. When `max_waiting` rows already wait, `submit` raises `QueueFullError`
-(the app answers 429 with Retry-After). Every model call of the server holds `model_lock`.
-`batches_run` counts the batches decoded; `recent_batch_sizes` keeps the last RECENT_BATCHES row counts
-(bounded, so a long-running server does not grow), for /health and tests.
+`WaitingRows` is shared by both batching modes: when `max_waiting` rows already wait, `submit` raises
+`QueueFullError` (the app answers 429 with Retry-After). `BatchQueue` (batching "static") takes the rows that
+arrive while a batch runs (or within `batch_wait_s` of the first), at most `max_batch`, and decodes them together
+until the longest ends; the continuous mode is `scheduler.ContinuousScheduler`. Every model call of the server
+holds `model_lock`. `batches_run` counts the batches taken from the queue; `recent_batch_sizes` keeps the last
+RECENT_BATCHES row counts (bounded, so a long-running server does not grow), for /health and tests.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from attnsteer.server.engine import Failed, GenerationJob
+from attnsteer.server.counters import DecodeCounters
+from attnsteer.server.engine import SHUTTING_DOWN, Failed, GenerationJob
 
 log = logging.getLogger(__name__)
 RECENT_BATCHES = 256
@@ -25,15 +27,87 @@ class QueueFullError(RuntimeError):
     """Too many rows are waiting; retry later."""
 
 
-class BatchQueue:
-    def __init__(self, run_batch: Callable[[list[GenerationJob]], None], max_batch: int, max_waiting: int,
-                 batch_wait_s: float, model_lock: threading.Lock) -> None:
-        self.run_batch, self.max_batch, self.max_waiting = run_batch, max_batch, max_waiting
-        self.batch_wait_s = batch_wait_s
-        self.model_lock = model_lock
-        self._waiting: collections.deque[GenerationJob] = collections.deque()
+class WaitingRows:
+    """Rows waiting for the worker, oldest first: at most `max_waiting`, and none once closed."""
+
+    def __init__(self, max_waiting: int) -> None:
+        self.max_waiting = max_waiting
+        self._rows: collections.deque[GenerationJob] = collections.deque()
         self._condition = threading.Condition()
         self._closed = False
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def submit(self, jobs: list[GenerationJob]) -> None:
+        """Queue all rows of one request, or none of them (QueueFullError)."""
+        with self._condition:
+            if self._closed:
+                raise QueueFullError("the server is shutting down")
+            if len(self._rows) + len(jobs) > self.max_waiting:
+                raise QueueFullError(f"{len(self._rows)} rows are waiting (at most {self.max_waiting})")
+            self._rows.extend(jobs)
+            self._condition.notify()
+
+    def take(self, count: int, wait: bool, fill_wait_s: float = 0.0,
+             priority: Callable[[GenerationJob], float] | None = None) -> list[GenerationJob] | None:
+        """Up to `count` rows; None once closed.
+
+        wait: block until a row waits, then up to `fill_wait_s` seconds more for `count` rows; else return at
+        once (maybe an empty list). priority: take the rows with the smallest values first (ties: oldest);
+        None: oldest first.
+        """
+        with self._condition:
+            if wait:
+                while not self._rows and not self._closed:
+                    self._condition.wait()
+                deadline = time.monotonic() + fill_wait_s
+                while not self._closed and len(self._rows) < count:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._condition.wait(remaining)
+            if self._closed:
+                return None
+            if priority is None:
+                return [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
+            return self._take_first(count, priority)
+
+    def _take_first(self, count: int, priority: Callable[[GenerationJob], float]) -> list[GenerationJob]:
+        """Remove and return the `count` rows of smallest priority, in the order they arrived."""
+        rows = list(self._rows)
+        chosen = set(sorted(range(len(rows)), key=lambda index: (priority(rows[index]), index))[:count])
+        self._rows = collections.deque(row for index, row in enumerate(rows) if index not in chosen)
+        return [row for index, row in enumerate(rows) if index in chosen]
+
+    def close(self) -> None:
+        """Take no more rows; `take` answers None from now on."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def fail_all(self, message: str, status: int) -> None:
+        """End every waiting row with Failed (after `close`)."""
+        with self._condition:
+            rows, self._rows = list(self._rows), collections.deque()
+        for job in rows:
+            job.emit(Failed(message, status))
+
+
+class BatchQueue:
+    """Batching "static": a worker thread takes up to `max_batch` waiting rows and runs `run_batch` on them.
+
+    counters: the decoder's counters, reported by `stats()` (default: a fresh, unused set).
+    """
+
+    def __init__(self, run_batch: Callable[[list[GenerationJob]], None], max_batch: int, max_waiting: int,
+                 batch_wait_s: float, model_lock: threading.Lock, counters: DecodeCounters | None = None) -> None:
+        self.run_batch, self.max_batch = run_batch, max_batch
+        self.batch_wait_s = batch_wait_s
+        self.model_lock = model_lock
+        self.counters = counters or DecodeCounters()
+        self.waiting_rows = WaitingRows(max_waiting)
+        self.running = 0
         self.batches_run = 0
         self.recent_batch_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_BATCHES)
         self._thread = threading.Thread(target=self._loop, name="attnsteer-batcher", daemon=True)
@@ -41,49 +115,31 @@ class BatchQueue:
 
     def submit(self, jobs: list[GenerationJob]) -> None:
         """Queue all rows of one request, or none of them (QueueFullError)."""
-        with self._condition:
-            if self._closed:
-                raise QueueFullError("the server is shutting down")
-            if len(self._waiting) + len(jobs) > self.max_waiting:
-                raise QueueFullError(f"{len(self._waiting)} rows are waiting (at most {self.max_waiting})")
-            self._waiting.extend(jobs)
-            self._condition.notify()
+        self.waiting_rows.submit(jobs)
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self.waiting_rows)
+
+    def stats(self) -> dict[str, object]:
+        """waiting / running rows, batches taken, and the decoder's counters (`DecodeCounters.snapshot`)."""
+        return {"batching": "static", "waiting": self.waiting, "running": self.running,
+                "batches_run": self.batches_run, **self.counters.snapshot()}
 
     def close(self, wait_s: float = 5.0) -> None:
         """Take no more rows, fail the waiting ones, and wait up to `wait_s` for the running batch (the
         worker is a daemon thread: a model step still running then does not keep the process alive)."""
-        with self._condition:
-            self._closed = True
-            self._condition.notify()
+        self.waiting_rows.close()
         self._thread.join(timeout=wait_s)
 
-    def _take_batch(self) -> list[GenerationJob]:
-        """Block until rows wait; then wait up to batch_wait_s for a full batch. [] once closed."""
-        with self._condition:
-            while not self._waiting and not self._closed:
-                self._condition.wait()
-            deadline = time.monotonic() + self.batch_wait_s
-            while not self._closed and len(self._waiting) < self.max_batch:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._condition.wait(remaining)
-            if self._closed:
-                return []
-            count = min(self.max_batch, len(self._waiting))
-            return [self._waiting.popleft() for _ in range(count)]
-
     def _loop(self) -> None:
-        while batch := self._take_batch():
+        while (batch := self.waiting_rows.take(self.max_batch, wait=True, fill_wait_s=self.batch_wait_s)) is not None:
             live = [job for job in batch if not job.cancelled.is_set()]
             if not live:
                 continue
             self.recent_batch_sizes.append(len(live))
             self.batches_run += 1
+            self.running = len(live)
             try:
                 with self.model_lock:
                     self.run_batch(live)
@@ -91,5 +147,5 @@ class BatchQueue:
                 log.exception("batch of %d rows failed", len(live))
                 for job in live:
                     job.emit(Failed(f"{type(error).__name__}: {error}"))
-        for job in self._waiting:
-            job.emit(Failed("the server is shutting down", 503))
+            self.running = 0
+        self.waiting_rows.fail_all(SHUTTING_DOWN, 503)

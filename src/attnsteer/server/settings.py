@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from attnsteer.errors import AttnsteerError
 
 CHARS_PER_TOKEN = 64
+Batching = Literal["continuous", "static"]
+BATCHING_MODES: tuple[str, ...] = get_args(Batching)
 
 
 class ServerSettingsError(AttnsteerError):
@@ -17,9 +20,15 @@ class ServerSettingsError(AttnsteerError):
 class ServerSettings:
     """Limits of one server.
 
-    max_batch: rows (prompts) decoded together in one batch.
-    max_waiting: rows that may wait for a batch; beyond it requests get 429 with Retry-After.
-    batch_wait_s: how long the batcher waits for more rows after the first arrives (seconds).
+    batching: "continuous" (rows join the running batch between decode steps and leave when they end) or
+        "static" (rows that arrive together are decoded together until the longest ends; others wait).
+    max_batch: rows (prompts) decoded together.
+    max_waiting: rows that may wait for a place in the batch; beyond it requests get 429 with Retry-After.
+    batch_wait_s: how long the batcher waits for more rows after the first arrives, while nothing runs (seconds).
+    prefix_cache_bytes: the steered prefix cache's budget (bytes of keys and values, least recently used blocks
+        go first; `attnsteer.context.PrefixCache`): a request reuses the longest cached block-aligned prefix
+        with the same tokens, emphasis flags and steering. 0 turns it off. Continuous batching only (static
+        batches prefill their rows together, left-padded).
     max_prompt_tokens: longest prompt accepted (tokens, after the chat template); longer -> 400.
     max_tokens: the most tokens one request may ask to generate; more -> 400.
     default_max_tokens: tokens generated when a request does not say (OpenAI's completions default is 16).
@@ -29,9 +38,11 @@ class ServerSettings:
     tokenisation, so a huge prompt is refused at once.
     """
 
+    batching: Batching = "continuous"
     max_batch: int = 8
     max_waiting: int = 64
     batch_wait_s: float = 0.02
+    prefix_cache_bytes: int = 512 * 1024**2
     max_prompt_tokens: int = 2048
     max_tokens: int = 256
     default_max_tokens: int = 16
@@ -50,6 +61,12 @@ class ServerSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ServerSettingsError(f"{name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.prefix_cache_bytes, bool) or not isinstance(self.prefix_cache_bytes, int) \
+                or self.prefix_cache_bytes < 0:
+            raise ServerSettingsError(f"prefix_cache_bytes must be an integer >= 0 (0: no prefix cache), got "
+                                      f"{self.prefix_cache_bytes!r}")
+        if self.batching not in BATCHING_MODES:
+            raise ServerSettingsError(f"batching must be one of {BATCHING_MODES}, got {self.batching!r}")
         if self.max_waiting < self.max_batch:
             raise ServerSettingsError(
                 f"max_waiting ({self.max_waiting}) must be at least max_batch ({self.max_batch})"

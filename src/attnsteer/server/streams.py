@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from attnsteer.server.engine import Event, Failed, Finished, GenerationJob, TextDelta
+from attnsteer.server.metrics import RequestTimer
 from attnsteer.server.schemas import usage
 
 
@@ -23,12 +24,16 @@ class GenerationFailed(RuntimeError):
 
 @dataclass(eq=False)  # compared and hashed by identity (the app keeps a WeakSet of open streams)
 class RequestStream:
-    """Events of all rows of one request, as (row index, event), in the order the worker emits them."""
+    """Events of all rows of one request, as (row index, event), in the order the worker emits them.
+
+    timer: the request's metrics (first text, latency and tokens when every row finished, else its outcome).
+    """
 
     loop: asyncio.AbstractEventLoop
     rows: int
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     jobs: list[GenerationJob] = field(default_factory=list)
+    timer: RequestTimer | None = None
 
     def emitter(self, index: int):
         """A thread-safe callback the worker calls with row `index`'s events."""
@@ -45,13 +50,26 @@ class RequestStream:
         self.loop.call_soon_threadsafe(self.queue.put_nowait, (0, Failed(message, status)))
 
     async def events(self) -> AsyncIterator[tuple[int, Event]]:
-        finished = 0
-        while finished < self.rows:
-            index, event = await self.queue.get()
-            if isinstance(event, Failed):
-                raise GenerationFailed(event.message, event.status)
-            finished += isinstance(event, Finished)
-            yield index, event
+        ends: list[Finished] = []
+        try:
+            while len(ends) < self.rows:
+                index, event = await self.queue.get()
+                if isinstance(event, Failed):
+                    self._time("failed" if event.status == 500 else "unavailable")
+                    raise GenerationFailed(event.message, event.status)
+                if isinstance(event, Finished):
+                    ends.append(event)
+                elif self.timer is not None:
+                    self.timer.first_text()
+                yield index, event
+            if self.timer is not None:
+                self.timer.finished(sum(end.prompt_tokens for end in ends), sum(end.completion_tokens for end in ends))
+        finally:
+            self._time("cancelled")  # the reader stopped early (a no-op once the request is timed)
+
+    def _time(self, outcome: str) -> None:
+        if self.timer is not None:
+            self.timer.failed(outcome)
 
     async def collect(self) -> tuple[list[str], list[Finished]]:
         """Each row's full text and its Finished event."""
