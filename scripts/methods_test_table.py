@@ -7,10 +7,14 @@ split (docs/results.md, "Steering methods on the test split"). For one model:
 2. test: the chosen candidates on the first LIMIT test records per task, plus the prompting baselines and PASTA
    with the model's shipped heads; `--baseline FILE...` reuses those from earlier `attnsteer eval --json` runs
    of the same split, limit and template instead of running them again (checked);
-3. writes `test_<model>.json` (every prediction) and `test_<model>.md` (Table 1 with the average).
+3. writes `test_<model>.<task>.json` per task (`--tasks`: processes side by side), then `--merge` writes
+   `test_<model>.json` (every prediction) and `test_<model>.md` (Table 1, its average, and the average
+   without BiasBios, where SPA is not run).
 
-Run: .venv/bin/python scripts/methods_test_table.py --model smollm2-135m-instruct --limit 30 \
-       --baseline docs/results/eval_smollm2/{json_format,pronoun_change,biasbios,counterfact}.json
+Run: scripts/methods_test_table.sh (both models, the commands below per model and task)
+     .venv/bin/python scripts/methods_test_table.py --model smollm2-135m-instruct --limit 30 --tasks counterfact \
+       --baseline docs/results/eval_smollm2/counterfact.json
+     .venv/bin/python scripts/methods_test_table.py --model smollm2-135m-instruct --limit 30 --merge
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ TASKS = ("counterfact", "biasbios", "json_format", "pronoun_change")
 BASELINES = ("zero-shot", "marked-star", "marked-quote", "few-shot", "pasta")
 SPA_STRENGTHS = (1.4, 3.0)  # the package's default, and the stronger setting measured while planning
 SPA_VALID_TASKS = ("counterfact", "json_format", "pronoun_change")  # see the docstring
+SPA_TEST_TASKS = SPA_VALID_TASKS  # SPA's BiasBios scoring (~100 s per bio here) is left out of the test table too
 EMBEDDED_DEFAULT = "gemma-3-270m-q4_k_m"
 # evaluate() keyword arguments per steering setting key
 PARAMETERS = {"boost": "boost", "target": "target", "granularity": "granularity", "strength": "spa_strength"}
@@ -93,16 +98,58 @@ def same_pasta(run: EvalResult, pasta: dict[str, Any]) -> bool:
     return all(str(steering.get(key)) == str(pasta[key]) for key in ("heads", "alpha", "mode"))
 
 
+def run_task(model: Any, tokenizer: Any, steerer: Steerer, task: str, chosen: dict, baselines: list[EvalResult],
+             options: dict[str, Any]) -> list[EvalResult]:
+    """One task's test runs: the baselines not in `baselines`, then each chosen candidate (SPA: SPA_TEST_TASKS)."""
+    runs = [run for run in baselines if run.task == task]
+    have = {run.method for run in runs}
+    runs += [evaluate(model, tokenizer, task, method, steerer=steerer, **options) for method in BASELINES
+             if method not in have]
+    for method, (steering, _) in sorted(chosen.items()):
+        if method == "pasta" or (method == "spa" and task not in SPA_TEST_TASKS):
+            continue  # pasta: the shipped heads, a baseline row above
+        strengths = {PARAMETERS[key]: value for key, value in steering.items() if key in PARAMETERS}
+        result = evaluate(model, tokenizer, task, steering["method"], steerer=steerer, **strengths, **options)
+        label = method + " (" + ", ".join(f"{k} {v}" for k, v in strengths.items() if k != "granularity") + ")"
+        runs.append(replace(result, method=label))
+        print(f"{task} {label}: {result.metrics} ({result.seconds:.0f} s)", flush=True)
+    return runs
+
+
+def merged_table(runs: list[EvalResult], caption: str) -> str:
+    """Table 1 of `runs` with one more column: the average without BiasBios (where SPA did not run)."""
+    header, rows = results_table(runs)
+    for row in rows:
+        by_task = {run.task: run.metrics for run in runs if run.method == row[0] and run.task != "biasbios"}
+        average = average_primary(by_task)
+        row.append("-" if average is None else f"{average:.2f}")
+    return results_markdown([*header, "average without biasbios"], rows, caption)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="an embedded model's name (default: Gemma 3 270M)")
     parser.add_argument("--limit", type=int, default=30, help="test records per task")
     parser.add_argument("--valid-limit", type=int, default=5, help="valid records per task for SPA's choice")
     parser.add_argument("--baseline", nargs="*", default=[], help="earlier eval JSON files holding the baselines")
+    parser.add_argument("--tasks", default=",".join(TASKS), help="run these tasks (one process per task can run "
+                        "side by side; each writes test_<model>.<task>.json); none: only choose on valid")
+    parser.add_argument("--merge", action="store_true", help="merge the four tasks' files into the table")
     parser.add_argument("--out", default="docs/results/methods")
     args = parser.parse_args()
     name = args.model or EMBEDDED_DEFAULT
     out = Path(args.out)
+    command = f"python scripts/methods_test_table.py --model {name} --limit {args.limit}"
+    if args.merge:
+        runs = [run for task in TASKS for run in load_runs(out / f"test_{name}.{task}.json")]
+        chat = bool(runs[0].config.get("chat"))
+        caption = (f"Command: `{command}` (test split, first {args.limit} records per task"
+                   f"{', chat template' if chat else ''}; SPA not on BiasBios)")
+        table = merged_table(runs, caption)
+        write_json(runs, out / f"test_{name}.json")
+        (out / f"test_{name}.md").write_text(table)
+        print(table)
+        return
     model, tokenizer = load_model(args.model)
     chat = resolve_chat("auto", tokenizer)
     steerer = Steerer(model, tokenizer, markup=None)
@@ -113,27 +160,11 @@ def main() -> None:
     chosen = candidate_averages(valid)
     for method, (steering, average) in sorted(chosen.items()):
         print(f"chosen on valid: {method} {steering} (valid average {average:.2f})", flush=True)
-
-    runs = reused_baselines(args.baseline, "test", args.limit, chat, steerer.method.to_dict())
-    missing = [method for method in BASELINES if method not in {run.method for run in runs}]
-    test = {"split": "test", "limit": args.limit, **common}
-    for task in TASKS:
-        runs += [evaluate(model, tokenizer, task, method, steerer=steerer, **test) for method in missing]
-        for method, (steering, _) in sorted(chosen.items()):
-            if method == "pasta":
-                continue  # the shipped heads: a baseline row above
-            strengths = {PARAMETERS[key]: value for key, value in steering.items() if key in PARAMETERS}
-            result = evaluate(model, tokenizer, task, steering["method"], steerer=steerer, **strengths, **test)
-            label = method + " (" + ", ".join(f"{k} {v}" for k, v in strengths.items() if k != "granularity") + ")"
-            runs.append(replace(result, method=label))
-            print(f"{task} {label}: {result.metrics} ({result.seconds:.0f} s)", flush=True)
-    write_json(runs, out / f"test_{name}.json", {"chosen_on_valid": {m: s for m, (s, _) in chosen.items()}})
-    header, rows = results_table(runs)
-    command = f"python scripts/methods_test_table.py --model {name} --limit {args.limit}"
-    template = ", chat template" if chat else ""
-    caption = f"Command: `{command}` (test split, first {args.limit} records per task{template})"
-    (out / f"test_{name}.md").write_text(results_markdown(header, rows, caption))
-    print(results_markdown(header, rows, caption))
+    baselines = reused_baselines(args.baseline, "test", args.limit, chat, steerer.method.to_dict())
+    for task in filter(None, args.tasks.split(",")):
+        runs = run_task(model, tokenizer, steerer, task, chosen, baselines,
+                        {"split": "test", "limit": args.limit, **common})
+        write_json(runs, out / f"test_{name}.{task}.json", {"chosen_on_valid": {m: s for m, (s, _) in chosen.items()}})
 
 
 if __name__ == "__main__":
