@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--tasks", default=",".join(TASKS), help="run these tasks (one process per task can run "
                         "side by side; each writes test_<model>.<task>.json); none: only choose on valid")
     parser.add_argument("--merge", action="store_true", help="merge the four tasks' files into the table")
+    parser.add_argument("--without-spa", action="store_true", help="leave SPA out (its valid choice and its rows)")
     parser.add_argument("--out", default="docs/results/methods")
     args = parser.parse_args()
     name = args.model or EMBEDDED_DEFAULT
@@ -155,8 +156,9 @@ def main() -> None:
     steerer = Steerer(model, tokenizer, markup=None)
     common = {"chat": chat, "progress": False, "batch_size": 16}
     valid = load_runs(out / f"valid_{name}.json")
-    valid += spa_valid_runs(model, tokenizer, steerer, out / f"valid_spa_{name}.json",
-                            {"split": "valid", "limit": args.valid_limit, **common})
+    if not args.without_spa:
+        valid += spa_valid_runs(model, tokenizer, steerer, out / f"valid_spa_{name}.json",
+                                {"split": "valid", "limit": args.valid_limit, **common})
     chosen = candidate_averages(valid)
     for method, (steering, average) in sorted(chosen.items()):
         print(f"chosen on valid: {method} {steering} (valid average {average:.2f})", flush=True)
