@@ -120,6 +120,8 @@ def merged_table(runs: list[EvalResult], caption: str) -> str:
     """Table 1 of `runs` with one more column: the average without BiasBios (where SPA did not run)."""
     header, rows = results_table(runs)
     for row in rows:
+        if {run.task for run in runs if run.method == row[0]} != set(TASKS):
+            row[-1] = "-"  # not an average over the four tasks
         by_task = {run.task: run.metrics for run in runs if run.method == row[0] and run.task != "biasbios"}
         average = average_primary(by_task)
         row.append("-" if average is None else f"{average:.2f}")
