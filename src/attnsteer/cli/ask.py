@@ -14,14 +14,18 @@ from attnsteer.cli.options import (
     AlphaOption,
     BoostOption,
     ChatOption,
+    DeviceMapOption,
     GranularityOption,
     HeadsOption,
+    MaxMemoryOption,
     ModelOption,
     ModeOption,
+    OffloadFolderOption,
     SteeringOption,
     TargetOption,
     check_chat,
     check_steering,
+    placement_options,
 )
 
 ASK_METHODS = ("llmsteer", "autopasta", "plain")
@@ -63,6 +67,9 @@ def ask(
                             "(when --top-k is not given).")] = 0.1,
     sentences: Annotated[int, typer.Option(help="AutoPASTA: sentences to emphasise.")] = 1,
     model: ModelOption = None,
+    device_map: DeviceMapOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_folder: OffloadFolderOption = None,
     chat: ChatOption = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object per query.")] = False,
 ) -> None:
@@ -84,7 +91,7 @@ def ask(
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_model(model, **placement_options(device_map, max_memory, offload_folder))
     steerer = Steerer(loaded, tokenizer, markup=None, **steering_options)
     templated = resolve_chat(chat, tokenizer)
     for row in answer_all(steerer, text, query, method, max_new_tokens, llmsteer, autopasta, templated):

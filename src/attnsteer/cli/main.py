@@ -14,10 +14,13 @@ from attnsteer.cli.options import (
     AlphaOption,
     BoostOption,
     ChatOption,
+    DeviceMapOption,
     GranularityOption,
     HeadsOption,
+    MaxMemoryOption,
     ModelOption,
     ModeOption,
+    OffloadFolderOption,
     OptionError,
     SteeringOption,
     TargetOption,
@@ -26,7 +29,9 @@ from attnsteer.cli.options import (
     check_steering,
     comma_separated,
     command_line,
+    placement_options,
 )
+from attnsteer.distributed import is_main
 from attnsteer.errors import AttnsteerError, NoEmphasisError
 
 if TYPE_CHECKING:
@@ -78,6 +83,9 @@ def generate(
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 20,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the plain model and show both.")] = False,
     model: ModelOption = None,
+    device_map: DeviceMapOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_folder: OffloadFolderOption = None,
 ) -> None:
     """Generate a continuation with the emphasised text steered (greedy decoding)."""
     from attnsteer.spans import resolve_emphasis
@@ -92,7 +100,7 @@ def generate(
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_model(model, **placement_options(device_map, max_memory, offload_folder))
     steerer = Steerer(loaded, tokenizer, occurrence=occurrence, **steering_options)  # type: ignore[arg-type]
     steered = steerer.generate(prompt, emphasize=emphasis, max_new_tokens=max_new_tokens)
     if not compare:
@@ -119,6 +127,9 @@ def chat(
     max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 64,
     compare: Annotated[bool, typer.Option("--compare", help="Also run the plain model and show both.")] = False,
     model: ModelOption = None,
+    device_map: DeviceMapOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_folder: OffloadFolderOption = None,
 ) -> None:
     """Reply to a chat (the model's chat template; a plain User/Assistant one for base models), steered."""
     from attnsteer.chat import add_substrings
@@ -134,7 +145,7 @@ def chat(
     from attnsteer.models import load_model
     from attnsteer.steerer import Steerer
 
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_model(model, **placement_options(device_map, max_memory, offload_folder))
     steerer = Steerer(loaded, tokenizer, **steering_options)
     options = {"max_new_tokens": max_new_tokens, "substrings": emphasize or []}
     steered = steerer.chat(messages, **options)
@@ -175,6 +186,9 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Generation batch size.")] = 8,
     data: Annotated[str | None, typer.Option(help="Your own data file in the task's format (one task).")] = None,
     model: ModelOption = None,
+    device_map: DeviceMapOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_folder: OffloadFolderOption = None,
     chat: ChatOption = "auto",
     top_fraction: Annotated[float, typer.Option(help="llmsteer: emphasise this fraction of each context's tokens "
                             "(LLMSteer's k), in (0, 1].")] = 0.1,
@@ -219,18 +233,21 @@ def eval_command(
     from attnsteer.evaluation import results_table, run_evaluation, steering_summary, write_json
     from attnsteer.models import load_model
 
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_model(model, **placement_options(device_map, max_memory, offload_folder))
+    world_size = start_ranks(loaded)
     templated = resolve_chat(chat, tokenizer)
     report = run_evaluation(loaded, tokenizer, tasks, methods, heads=heads, steering=steering, num_heads=counts,
                             **given, limit=limit, split=split, k_shot=k_shot, batch_size=batch_size,
                             data_file=data, chat=templated, llmsteer=llmsteer)
+    if not is_main():
+        return  # rank 0 alone prints and writes
     header, rows = results_table(report.results)
     print_table(header, rows, ", ".join(filter(None, [f"split {split}", steering_summary(report.results),
                                                       f"model {model or 'embedded'}",
                                                       "chat template" if templated else ""])))
     if json_out:
-        write_json(report.results, json_out, {"sweeps": report.sweeps_json(), "table": {"header": header,
-                                                                                          "rows": rows}})
+        write_json(report.results, json_out, {"world_size": world_size, "sweeps": report.sweeps_json(),
+                                              "table": {"header": header, "rows": rows}})
     if plot:
         write_plots(plot, header, rows, report)
     if markdown:
@@ -239,6 +256,18 @@ def eval_command(
         from attnsteer.evaluation import results_markdown
 
         Path(markdown).write_text(results_markdown(header, rows, f"Command: `{command_line()}`"))
+
+
+def start_ranks(model: Any) -> int:
+    """Under torchrun (or `accelerate launch`): start the process group for `model`'s device and say so on rank 0
+    ("running on 2 ranks (gloo)"). Returns the number of ranks (1 without torchrun: nothing is started)."""
+    from attnsteer.distributed import init_from_env, world
+
+    backend = init_from_env(model.device)
+    rank, size = world()
+    if backend is not None and rank == 0:
+        typer.echo(f"running on {size} ranks ({backend})", err=True)
+    return size
 
 
 def print_table(header: list[str], rows: list[list[str]], caption: str) -> None:

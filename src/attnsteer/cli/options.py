@@ -25,6 +25,19 @@ ModelOption = Annotated[str | None, typer.Option(
     "a model directory or a hub id.")]
 """The `--model` option every command that loads a model takes."""
 
+# Where the model's weights go (`attnsteer.models.placement`), on every command that loads a model; an option left
+# out is None: the whole model on the CPU. `placement_options` checks them before the model loads.
+DeviceMapOption = Annotated[str | None, typer.Option(
+    "--device-map", help="Spread the model over devices with accelerate: auto, balanced, balanced_low_0 or "
+    "sequential; one device (cuda:0); or a JSON object {module: device} whose devices are GPU indices, device "
+    "names, 'cpu' or 'disk' (offloaded), e.g. '{\"model.embed_tokens\": 0, \"model.layers\": \"disk\", ...}'.")]
+MaxMemoryOption = Annotated[str | None, typer.Option(
+    "--max-memory", help="The memory each device may hold when accelerate places the model (implies --device-map "
+    "auto): device=size items, e.g. '0=20GiB,cpu=60GiB' (devices: a GPU index, cpu, mps, disk).")]
+OffloadFolderOption = Annotated[str | None, typer.Option(
+    "--offload-folder", help="With --device-map: where weights offloaded to 'disk' are written when the checkpoint "
+    "cannot be read in place (.bin files).")]
+
 ChatOption = Annotated[str, typer.Option(
     "--chat", help="Prompts through the model's chat template: auto (when the tokenizer has one), on "
     "(a plain System/User/Assistant template for a model without one) or off.")]
@@ -96,6 +109,15 @@ def check_steering(method: str | None, spell: Callable[[str], str] = cli_option,
     name = check_method(method, parameters, spell)
     check_heads(parameters.get("heads"))
     return {"method": name, **parameters}
+
+
+def placement_options(device_map: str | None, max_memory: str | None, offload_folder: str | None,
+                      ) -> dict[str, Any]:
+    """`load_model`'s placement keyword arguments from --device-map / --max-memory / --offload-folder, checked
+    before the model loads (`attnsteer.models.placement`; {}: the whole model on the CPU)."""
+    from attnsteer.models.placement import check_placement, parse_device_map, parse_max_memory
+
+    return check_placement(parse_device_map(device_map), parse_max_memory(max_memory), offload_folder)
 
 
 def check_chat(mode: str) -> str:

@@ -9,8 +9,16 @@ from typing import Annotated
 
 import typer
 
-from attnsteer.cli.main import app, exits_2_on_bad_input
-from attnsteer.cli.options import ChatOption, ModelOption
+from attnsteer.cli.main import app, exits_2_on_bad_input, start_ranks
+from attnsteer.cli.options import (
+    ChatOption,
+    DeviceMapOption,
+    MaxMemoryOption,
+    ModelOption,
+    OffloadFolderOption,
+    placement_options,
+)
+from attnsteer.distributed import is_main
 
 
 @app.command("profile")
@@ -38,6 +46,9 @@ def profile_command(
     = None,
     plot: Annotated[str | None, typer.Option(help="Write Figure 2-style plots (PNG) to this folder.")] = None,
     model: ModelOption = None,
+    device_map: DeviceMapOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_folder: OffloadFolderOption = None,
     chat: ChatOption = "auto",
     from_scores: Annotated[str | None, typer.Option(help="Select again from a --scores file of an earlier run on "
                            "this model (no scoring; --select, --top-k, --k-grid, --num-heads apply).")] = None,
@@ -61,7 +72,8 @@ def profile_command(
     from attnsteer.profiling import profile_heads
     from attnsteer.profiling.profile import read_profiles
 
-    loaded, tokenizer = load_model(model)
+    loaded, tokenizer = load_model(model, **placement_options(device_map, max_memory, offload_folder))
+    start_ranks(loaded)
     config = replace(config, chat=resolve_chat(chat, tokenizer))
     profiles = None
     if earlier is not None:
@@ -69,11 +81,13 @@ def profile_command(
         config = replace(config, method=scored_with, tasks=tuple(profiles))
 
     def save_scores(result) -> None:  # before selection, so a failed selection keeps the scores
-        if scores:
+        if scores and is_main():
             _write(scores, result.scores_file())
 
     result = profile_heads(loaded, tokenizer, config, on_profiled=save_scores, command=command_line(),
                            profiles=profiles)
+    if not is_main():
+        return  # rank 0 alone prints and writes
     for name, profile in result.profiles.items():
         best = ", ".join(f"{layer}.{head}" for layer, head in profile.ranking()[:8])
         typer.echo(f"{name}: {profile.num_items} items ({len(profile.skipped)} skipped), {profile.seconds:.0f} s; "

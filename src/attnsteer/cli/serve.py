@@ -10,13 +10,17 @@ from attnsteer.cli.main import app, exits_2_on_bad_input
 from attnsteer.cli.options import (
     AlphaOption,
     BoostOption,
+    DeviceMapOption,
     GranularityOption,
     HeadsOption,
+    MaxMemoryOption,
     ModelOption,
     ModeOption,
+    OffloadFolderOption,
     SteeringOption,
     TargetOption,
     check_steering,
+    placement_options,
 )
 
 
@@ -24,6 +28,9 @@ from attnsteer.cli.options import (
 @exits_2_on_bad_input
 def serve(
     model: ModelOption = None,
+    device_map: DeviceMapOption = None,
+    max_memory: MaxMemoryOption = None,
+    offload_folder: OffloadFolderOption = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
     batching: Annotated[str, typer.Option(
@@ -44,6 +51,9 @@ def serve(
     target: TargetOption = None,
     granularity: GranularityOption = None,
     model_name: Annotated[str | None, typer.Option(help="Id served at /v1/models (default: the model's).")] = None,
+    replicas: Annotated[int, typer.Option(
+        min=1, help="Model replicas; 2 or more serve on a local Ray cluster, routing requests that reuse a context "
+                    "to the replica holding its steered cache (needs the cluster extra).")] = 1,
 ) -> None:
     """Serve /v1/completions and /v1/chat/completions (OpenAI-compatible, plus emphasis fields) and the playground.
 
@@ -65,7 +75,12 @@ def serve(
                               max_waiting=max(max_waiting, max_batch),
                               max_prompt_tokens=max_prompt_tokens, max_tokens=max_tokens,
                               default_max_tokens=min(16, max_tokens), model_name=model_name)
-    loaded, tokenizer = load_model(model)
+    if replicas > 1:
+        from attnsteer.server.cluster.launch import serve_replicas
+
+        serve_replicas(model, steering_options, settings, replicas, host=host, port=port)
+        return
+    loaded, tokenizer = load_model(model, **placement_options(device_map, max_memory, offload_folder))
     steerer = Steerer(loaded, tokenizer, **steering_options)
     typer.echo(f"attnsteer: serving {model or 'embedded'} on http://{host}:{port}/ (playground at /), steering "
                f"with {steerer.method.describe()} by default", err=True)

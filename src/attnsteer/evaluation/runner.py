@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from attnsteer.chat import ChatPrompt, marked_of
 from attnsteer.context.config import LLMSteerConfig, split_context
+from attnsteer.distributed import init_from_env, shard, sharded_map, world
 from attnsteer.evaluation.methods import (
     check_parameters_used,
     continuation,
@@ -93,6 +94,9 @@ def evaluate(
     heads, alpha, mode for pasta, few-shot+pasta and the context methods; boost for instaboost; target and
     granularity for spotlight; spa_strength for spa (`evaluation.spa`). A parameter the method does not use is
     ignored. steerer: shares its model and tokenizer (and gives the strengths not given here).
+
+    Under torchrun (`attnsteer.distributed`) each rank runs its shard of `work_units` and every rank returns the
+    result one process would (the predictions in example order, the metrics from them); rank 0 alone shows progress.
     """
     (method,) = expand_methods([method])
     spec = get_method(method)
@@ -109,16 +113,14 @@ def evaluate(
     pool = task_object.examples("train") if spec.demonstrations else []
     demos = {kind: pick_demonstrations(pool, k_shot, seed, kind) for kind in ("score", "generate")}
     started = time.perf_counter()
-    bar = EvalProgress(len(examples), f"{task_object.name} / {method}", enabled=progress)
+    init_from_env(runs.steerer.model.device)  # under torchrun: the process group (a no-op in one process)
+    units = work_units(examples, method, runs.batch_size or batch_size)
+    rank, size = world()
+    bar = EvalProgress(sum(map(len, shard(units, rank, size))), f"{task_object.name} / {method}",
+                       enabled=progress and rank == 0)  # rank 0's bar counts rank 0's share
+    run = _UnitRun(runs, task_object, method, demos, bar, chat, llmsteer)
     try:
-        if spec.reads_context:
-            from attnsteer.context.evaluation import run_context_method
-
-            predictions = run_context_method(runs.steerer, task_object, method, examples, bar, chat, llmsteer)
-        else:
-            predictions = _run_scoring(runs, task_object, method, examples, demos["score"], bar, chat)
-            predictions += _run_generation(runs, task_object, method, examples, demos["generate"],
-                                           runs.batch_size or batch_size, bar, chat)
+        predictions = [prediction for unit in sharded_map(run, units) for prediction in unit]
     finally:
         bar.close()  # an error is then printed on a line of its own
     metrics = task_object.aggregate([prediction["metrics"] for prediction in predictions])
@@ -218,6 +220,45 @@ def _prediction(example: Example, prompt: MarkedText | ChatPrompt) -> dict[str, 
     """The start of a prediction record: the text the model read and the emphasised char spans in it."""
     marked = marked_of(prompt)
     return {"id": example.id, "prompt": marked.text, "emphasis": [(span.start, span.end) for span in marked.spans]}
+
+
+def work_units(examples: Sequence[Example], method: str, batch_size: int) -> list[list[Example]]:
+    """The examples as `evaluate` runs them, in independent units listed in the order of their predictions:
+    each score example alone, then the generate examples in batches of `batch_size`; a context method's examples
+    one by one, except llmsteer's, one unit (its ContextStore shares prepared contexts across examples and its
+    stats are part of the result). Under torchrun the ranks share the units out (`distributed.sharded_map`): a
+    generation batch is the batch a one-process run forms, so it computes the same on any rank."""
+    if method == "llmsteer":
+        return [list(examples)] if examples else []
+    if get_method(method).reads_context:
+        return [[example] for example in examples]
+    generating = [example for example in examples if example.kind == "generate"]
+    return ([[example] for example in examples if example.kind == "score"]
+            + [generating[start : start + batch_size] for start in range(0, len(generating), batch_size)])
+
+
+@dataclass(frozen=True)
+class _UnitRun:
+    """Runs one work unit (`work_units`) of an evaluation: its predictions, in the unit's order."""
+
+    runs: Runs
+    task: Task
+    method: str
+    demos: dict[str, list[Example]]
+    bar: EvalProgress
+    chat: bool
+    llmsteer: LLMSteerConfig | None
+
+    def __call__(self, unit: Sequence[Example]) -> list[dict[str, Any]]:
+        if get_method(self.method).reads_context:
+            from attnsteer.context.evaluation import run_context_method
+
+            return run_context_method(self.runs.steerer, self.task, self.method, unit, self.bar, self.chat,
+                                      self.llmsteer)
+        if unit[0].kind == "score":
+            return _run_scoring(self.runs, self.task, self.method, unit, self.demos["score"], self.bar, self.chat)
+        return _run_generation(self.runs, self.task, self.method, unit, self.demos["generate"], len(unit), self.bar,
+                               self.chat)
 
 
 def _run_scoring(runs: Runs, task: Task, method: str, examples: Sequence[Example],

@@ -94,3 +94,44 @@ def _positive(value: Any, name: str, alternative: str = "") -> int:
         also = f" {alternative}" if alternative else ""
         raise LMEvalArgumentError(f"{name} must be a positive integer{also}, got {value!r}")
     return int(text)
+
+
+def placement_arguments(parallelize: Any = False, device_map: Any = None, max_memory_per_gpu: Any = None,
+                        max_cpu_memory: Any = None, offload_folder: Any = None,
+                        gpus: dict[int, int] | None = None) -> dict[str, Any]:
+    """`load_model`'s device_map / max_memory / offload_folder for lm-eval's model-parallel arguments, checked
+    before the model loads ({}: the model goes to one device).
+
+    parallelize=true, or a device_map (a placement, a device, or {module: device} in JSON model_args), spreads
+    the model over devices with accelerate (device_map default "auto"), as lm-eval's hf model does with
+    parallelize=True. max_memory_per_gpu / max_cpu_memory cap each GPU / the CPU ("20GiB"); they go with a
+    placement (auto, balanced, ...). gpus: {GPU index: free bytes} this process may use (`process_gpu_memory`,
+    when several processes share the machine), each capped by max_memory_per_gpu; None: every GPU.
+    """
+    from attnsteer.models.placement import STRATEGIES, check_placement, parse_device_map
+
+    placed = parse_device_map(device_map, "device_map") if isinstance(device_map, str) else device_map
+    caps = [name for name, value in (("max_memory_per_gpu", max_memory_per_gpu), ("max_cpu_memory", max_cpu_memory))
+            if value is not None]
+    if not (parse_bool(parallelize, "parallelize") or placed is not None):
+        if caps:
+            raise LMEvalArgumentError(f"{' and '.join(caps)} go with parallelize=true or a device_map (they cap "
+                                      "what accelerate places on each device)")
+        return {}
+    placed = "auto" if placed is None else placed
+    if caps and placed not in STRATEGIES:
+        raise LMEvalArgumentError(f"{' and '.join(caps)} go with device_map {', '.join(STRATEGIES)} (accelerate's "
+                                  f"placement), not with device_map {placed!r}")
+    memory = _memory_caps(gpus, max_memory_per_gpu, max_cpu_memory) if placed in STRATEGIES else {}
+    return check_placement(placed, memory or None, offload_folder)
+
+
+def _memory_caps(gpus: dict[int, int] | None, per_gpu: Any, cpu: Any) -> dict[int | str, Any]:
+    """accelerate's max_memory: each of `gpus` (None: every GPU here when `per_gpu` is given) at `per_gpu`, else
+    at its free memory; the CPU at `cpu` when given."""
+    if gpus is None and per_gpu is not None:
+        gpus = dict.fromkeys(range(torch.cuda.device_count()), 0)
+    memory: dict[int | str, Any] = {gpu: free if per_gpu is None else per_gpu for gpu, free in (gpus or {}).items()}
+    if cpu is not None:
+        memory["cpu"] = cpu
+    return memory

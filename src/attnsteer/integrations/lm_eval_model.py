@@ -22,6 +22,15 @@ Model arguments (`--model_args key=value,...` or a JSON object):
               device torch cannot use here (lm-eval's CLI says `cuda:0` by default) falls back to cpu with a
               warning, as lm-eval's hf model does
   max_gen_toks  the generation length when a task sets none (256)
+  parallelize true: spread the model over the GPUs (and CPU / disk) with accelerate, device_map `auto`, as
+              lm-eval's hf model does; `device` is then unused
+  device_map  a placement (auto, balanced, balanced_low_0, sequential), a device, or (JSON model_args) a
+              {module: device} map with `cpu` / `disk` offload (`attnsteer.models.placement`); implies parallelize
+  max_memory_per_gpu, max_cpu_memory  caps for accelerate's placement ("20GiB"); offload_folder: where weights
+              offloaded to disk are written when the checkpoint cannot be read in place
+Under `accelerate launch` / `torchrun` with several processes lm-eval splits the documents by the model's rank
+and gathers the metrics on rank 0 (`lm_eval_parallel.DataParallel`); each process runs its own copy of the model
+on its device (with parallelize: on its share of the GPUs, as lm-eval's hf model).
 Requests whose context has no emphasised text under the rule run unsteered; `emphasis_counts` counts them.
 lm-eval's --apply_chat_template (with --system_instruction, --fewshot_as_multiturn) renders each request's
 messages through `apply_chat_template` (the tokenizer's template, else attnsteer's plain one); the rule then
@@ -50,10 +59,12 @@ from attnsteer.integrations.lm_eval_arguments import (
     parse_batch_size,
     parse_bool,
     parse_mark,
+    placement_arguments,
     resolve_device,
     steering_arguments,
 )
 from attnsteer.integrations.lm_eval_chat import ChatContexts
+from attnsteer.integrations.lm_eval_parallel import DataParallel, join_processes, launched_processes, process_gpu_memory
 from attnsteer.spans import CharSpan, MarkedText, encode_marked
 
 if TYPE_CHECKING:
@@ -83,16 +94,17 @@ class PreparedContext:
 
 
 @register_model("attnsteer")
-class AttnsteerLM(LM):
-    """lm-eval `LM` running a `Steerer`: log-likelihood and generation requests, batched and steered."""
+class AttnsteerLM(DataParallel, LM):
+    """lm-eval `LM` running a `Steerer`: log-likelihood and generation requests, batched and steered; data
+    parallel under `accelerate launch` / `torchrun` (`DataParallel`), model parallel with `parallelize`."""
 
     def __init__(self, pretrained: str | None = None, heads: Any = None, alpha: Any = None, mode: str | None = None,
                  emphasis: str | None = None, steer: bool = True, mark: str | None = None, batch_size: Any = 8,
                  max_gen_toks: int = 256, device: str | None = None, max_batch_size: Any = None,
                  method: str | None = None, boost: Any = None, target: Any = None, granularity: str | None = None,
-                 **unused: Any) -> None:
+                 parallelize: Any = False, device_map: Any = None, max_memory_per_gpu: Any = None,
+                 max_cpu_memory: Any = None, offload_folder: Any = None, **unused: Any) -> None:
         super().__init__()
-        from attnsteer.models import load_model
         from attnsteer.steerer import Steerer
 
         self.rule = parse_emphasis_rule(emphasis)
@@ -102,16 +114,39 @@ class AttnsteerLM(LM):
         self.max_gen_toks = int(max_gen_toks)
         steering = steering_arguments(method, heads=heads, alpha=alpha, mode=mode, boost=boost, target=target,
                                       granularity=granularity)
+        several = launched_processes() > 1 and (parse_bool(parallelize, "parallelize") or device_map is not None)
+        placement = placement_arguments(parallelize, device_map, max_memory_per_gpu, max_cpu_memory, offload_folder,
+                                        gpus=process_gpu_memory() if several else None)
         if unused:
             log.warning("attnsteer: ignoring model arguments %s", sorted(unused))
-        model, tokenizer = load_model(None if pretrained in (None, "default") else str(pretrained),
-                                      device=resolve_device(device))
+        self._join(join_processes())
+        model, tokenizer = self._load(None if pretrained in (None, "default") else str(pretrained), device, placement)
         self.steerer = Steerer(model, tokenizer, markup=None, **steering)
         log.info("attnsteer: steering method %s%s", self.steerer.method.describe(),
                  "" if self.steer else " (not applied: steer=false or emphasis rule none)")
         self.model, self.tokenizer = model, tokenizer
         self.chats = ChatContexts(tokenizer)
         self.emphasis_counts = {"steered": 0, "unsteered": 0, "no_span": 0}
+
+    def _load(self, name: str | None, device: str | None, placement: dict[str, Any]) -> tuple[Any, Any]:
+        """`load_model` on this process's device: `device` (lm-eval's --device; one process), accelerate's device
+        for the process (several), or spread by `placement`. With several processes the main one loads first and
+        the others then together, so only the main one converts an embedded model on first use."""
+        from attnsteer.models import load_model
+
+        if placement:
+            where: dict[str, Any] = placement
+        elif self.accelerator is not None:
+            where = {"device": str(self.accelerator.device)}  # lm-eval's --device is overridden, as in its hf model
+        else:
+            where = {"device": resolve_device(device)}
+        with self._main_process_first():
+            return load_model(name, **where)
+
+    @property
+    def device(self) -> torch.device:
+        """Where lm-eval puts the tensors it gathers: this process's device, else the model's input device."""
+        return self.accelerator.device if self.accelerator is not None else self.model.device
 
     # ----- emphasis ------------------------------------------------------------------------------
     def prepare(self, context: str, doc: dict[str, Any] | None) -> PreparedContext:

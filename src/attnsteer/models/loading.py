@@ -3,15 +3,17 @@
 What the user named is checked before transformers sees it (`model_source`), so a typo in a path says
 "no such directory" rather than a hub-id or tokenizer-conversion error; whatever transformers still
 raises comes back as one line. Its own "Loading weights" bar is hidden (`quiet_loading`).
+A device_map / max_memory spreads the model over devices with accelerate (`placement.py`, `check_placed`).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -24,6 +26,7 @@ from attnsteer.models.embedded import (
     load_saved_model,
     prepare_embedded_model,
 )
+from attnsteer.models.placement import DeviceMap, check_placement
 from attnsteer.steering.installation import install
 
 # "name" or "org/name", as the hub spells repository ids; anything else that does not exist is a missing path.
@@ -36,31 +39,81 @@ class ModelLoadError(AttnsteerError):
 
 
 def load_model(
-    name_or_path: str | Path | None = None, dtype: torch.dtype = torch.float32, device: str = "cpu",
+    name_or_path: str | Path | None = None, dtype: torch.dtype = torch.float32, device: str | None = None,
+    device_map: DeviceMap | None = None, max_memory: Mapping[int | str, int | str] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a causal LM and its tokenizer, in eval mode, with the steered attention installed.
 
     name_or_path: None or "embedded" for the embedded Gemma 3 270M; an embedded model's identity
     (`EMBEDDED_MODELS`: "gemma-3-270m-q4_k_m", "smollm2-135m-instruct"); else a directory (see
     `model_source`) or a hub id loaded the usual transformers way (nothing is downloaded on
-    machines without network). Every failure is a one-line ModelLoadError.
+    machines without network). device: the one device the whole model goes to (default cpu).
+    device_map, max_memory, offload_folder: spread the model over devices with accelerate instead
+    (`placement.check_placement`; max_memory alone means device_map "auto"); steering stays exact on every
+    layer's device, offloaded layers included (`check_placed` refuses the two maps it cannot run with).
+    Every failure is a one-line ModelLoadError (a bad placement: `PlacementError`).
     """
+    placement = check_placement(device_map, max_memory, offload_folder)
+    if placement and device is not None:
+        raise ModelLoadError(f"give device ({device!r}) or a device_map / max_memory, not both: a device_map "
+                             "already says where each part of the model goes")
     identity = embedded_identity(name_or_path)
     source = prepare_embedded_model(identity) if identity else model_source(name_or_path)  # type: ignore[arg-type]
     try:
         with quiet_loading():
-            if identity:  # our own saved copy: read directly (`load_saved_model`), the same model, faster
-                tokenizer = embedded_model(identity).load_tokenizer(source)
-                model = load_saved_model(source, dtype)
-            else:
-                tokenizer = AutoTokenizer.from_pretrained(source)
-                model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
-    except (OSError, ValueError) as error:
+            tokenizer, model = _load_from(source, identity, dtype, placement)
+    except (OSError, ValueError, RuntimeError, AssertionError) as error:  # AssertionError: torch lacks a device
         where = "" if isinstance(source, Path) else " (no such directory here, so it was read as a hub id)"
         raise ModelLoadError(f"cannot load a causal LM from {str(source)!r}{where}: {one_line(error)}") from None
-    model.to(device).eval()
+    if placement:
+        check_placed(model)
+    else:
+        model.to(device or "cpu")
+    model.eval()
     install(model)
     return model, tokenizer
+
+
+def _load_from(source: Path | str, identity: str | None, dtype: torch.dtype, placement: dict[str, Any],
+               ) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
+    """(tokenizer, model) from `source`; an embedded model's own copy is read directly (`load_saved_model`, the
+    same model, faster) unless accelerate places it (`placement`: `from_pretrained`'s device_map etc.)."""
+    if identity:
+        tokenizer = embedded_model(identity).load_tokenizer(source)
+        if not placement:
+            return tokenizer, load_saved_model(source, dtype)  # type: ignore[arg-type]
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    return tokenizer, AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **placement)
+
+
+def check_placed(model: PreTrainedModel) -> None:
+    """Refuse the accelerate placements steering cannot run with, once the model is placed (ModelLoadError).
+
+    - the input embeddings offloaded to "disk": inputs go to `model.device`, the device of the first weights,
+      which is then "meta" (transformers' own `generate` fails there too);
+    - tied weights (Gemma's embeddings and output layer) split between "disk" and a device: accelerate finds
+      no offloaded copy of the tied one and fails at the first forward.
+    """
+    if model.device.type == "meta":
+        first = next(name for name, _ in model.named_parameters()).rsplit(".", 1)[0]
+        raise ModelLoadError(f"the device map offloads the model's first weights ({first}, the input embeddings) "
+                             "to 'disk', so inputs would have no device to go to; map that module to a device "
+                             "(cpu or a GPU), or give max_memory more room")
+    placed = getattr(model, "hf_device_map", None) or {}
+    for tied, source in (getattr(model, "all_tied_weights_keys", None) or {}).items():
+        devices = {_placed_on(tied, placed), _placed_on(source, placed)}
+        if "disk" in devices and len(devices) > 1:
+            raise ModelLoadError(f"the device map puts the tied weights {tied} and {source} on "
+                                 f"{' and '.join(sorted(map(str, devices)))}: a weight offloaded to 'disk' cannot be "
+                                 "tied to one on another device; map both modules to the same device")
+
+
+def _placed_on(parameter: str, device_map: Mapping[str, Any]) -> Any:
+    """The device `device_map` gives `parameter`: that of its longest module prefix ('' is the whole model)."""
+    owners = [name for name in device_map if name == "" or parameter.startswith(name + ".")]
+    return device_map[max(owners, key=len)] if owners else None
 
 
 def embedded_identity(name_or_path: str | Path | None) -> str | None:

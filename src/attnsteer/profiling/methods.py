@@ -4,26 +4,30 @@
 - coarse_to_fine: every whole layer first; then the single heads of the best layers only.
 - gradient: d(score)/d(beta_h) at beta = 0 for all heads from one forward + backward per item.
 A head's score is its mean gain over the items: steered score - unsteered score (see `items.py`).
+Under torchrun the ranks share out the (batch, layer) scorings and the gradient batches (`distributed.sharded_map`)
+and add the gathered sums in the one-process order, batch by batch, so every rank's scores equal one process's.
 Each is a `ProfileMethod`, registered once at the bottom of this module.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
+from attnsteer.distributed import sharded_map
 from attnsteer.errors import AttnsteerError
 from attnsteer.profiling.batching import ItemBatch, group_items, make_batch
 from attnsteer.profiling.items import ProfileItem
-from attnsteer.profiling.scorer import HeadScorer
+from attnsteer.profiling.scorer import Baseline, HeadScorer
 from attnsteer.registry import Registry
 
 Progress = Callable[[int], None]
 # (head_scores [layers, heads], layer_scores [layers] or None, mean unsteered score)
 Scores = tuple[torch.Tensor, torch.Tensor | None, float]
+Unit = tuple[int, int]  # (batch index, layer): one forward scoring the variants of that layer on that batch
 
 
 class UnknownProfileMethodError(AttnsteerError):
@@ -108,53 +112,97 @@ def profile_task(scorer: HeadScorer, task: str, items: Sequence[ProfileItem], me
 def _exhaustive(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int) -> Scores:
     layers, heads = scorer.num_layers, scorer.num_heads
     rows = torch.cat([torch.eye(heads), torch.ones(1, heads)])  # each head alone, then the whole layer
+    baselines = _Baselines(scorer, _batches(scorer, items, variants=heads + 1), keep=1)
+
+    def gains_of(unit: Unit) -> tuple[torch.Tensor, list[float]]:
+        """[heads + 1] summed gains of the unit's batch and layer; the batch's unsteered scores with layer 0."""
+        batch, baseline = baselines.get(unit[0])
+        gains = (scorer.score_layer(batch, baseline, unit[1], rows) - baseline.scores[:, None]).sum(0)
+        step(batch.size)
+        return gains.cpu(), baseline.scores.tolist() if unit[1] == 0 else []
+
     gains = torch.zeros(layers, heads + 1)
-    unsteered = []
-    for batch in _batches(scorer, items, variants=heads + 1):
-        baseline = scorer.baseline(batch)
-        unsteered += baseline.scores.tolist()
-        for layer in range(layers):
-            gains[layer] += (scorer.score_layer(batch, baseline, layer, rows) - baseline.scores[:, None]).sum(0)
-            step(batch.size)
+    unsteered: list[float] = []
+    units = baselines.units(range(layers))
+    for (_, layer), (summed, scores) in zip(units, sharded_map(gains_of, units), strict=True):
+        gains[layer] += summed  # batch by batch, as one process adds them
+        unsteered += scores
     gains /= len(items)
     return gains[:, :heads], gains[:, heads], _mean(unsteered)
 
 
 def _coarse_to_fine(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int) -> Scores:
     layers, heads = scorer.num_layers, scorer.num_heads
+    baselines = _Baselines(scorer, _batches(scorer, items, variants=heads), keep=None)
+
+    def layer_gain(unit: Unit) -> tuple[torch.Tensor, list[float]]:
+        """The summed gain of steering the unit's whole layer; the batch's unsteered scores with layer 0."""
+        batch, baseline = baselines.get(unit[0])
+        gains = scorer.score_layer(batch, baseline, unit[1], torch.ones(1, heads))[:, 0] - baseline.scores
+        step(batch.size)
+        return gains.sum().cpu(), baseline.scores.tolist() if unit[1] == 0 else []
+
+    def head_gains(unit: Unit) -> torch.Tensor:
+        """[heads] summed gains of steering each head of the unit's layer alone."""
+        batch, baseline = baselines.get(unit[0])
+        gains = scorer.score_layer(batch, baseline, unit[1], torch.eye(heads)) - baseline.scores[:, None]
+        step(batch.size)
+        return gains.sum(0).cpu()
+
     layer_gains = torch.zeros(layers)
-    batches = _batches(scorer, items, variants=heads)
-    baselines = [scorer.baseline(batch) for batch in batches]
-    for batch, baseline in zip(batches, baselines, strict=True):
-        for layer in range(layers):
-            gains = scorer.score_layer(batch, baseline, layer, torch.ones(1, heads))[:, 0] - baseline.scores
-            layer_gains[layer] += gains.sum()
-            step(batch.size)
+    unsteered: list[float] = []
+    units = baselines.units(range(layers))
+    for (_, layer), (gain, scores) in zip(units, sharded_map(layer_gain, units), strict=True):
+        layer_gains[layer] += gain
+        unsteered += scores
     layer_gains /= len(items)
     best = layer_gains.argsort(descending=True)[:top_layers].tolist()
     head_scores = torch.full((layers, heads), float("nan"))
     head_scores[best] = 0.0
-    for batch, baseline in zip(batches, baselines, strict=True):
-        for layer in best:
-            gains = scorer.score_layer(batch, baseline, layer, torch.eye(heads)) - baseline.scores[:, None]
-            head_scores[layer] += gains.sum(0) / len(items)
-            step(batch.size)
-    return head_scores, layer_gains, _mean([score for b in baselines for score in b.scores.tolist()])
+    units = baselines.units(best)
+    for (_, layer), gains in zip(units, sharded_map(head_gains, units), strict=True):
+        head_scores[layer] += gains / len(items)
+    return head_scores, layer_gains, _mean(unsteered)
 
 
 def _gradient(scorer: HeadScorer, items: Sequence[ProfileItem], step: Progress, top_layers: int) -> Scores:
-    total = torch.zeros(scorer.num_layers, scorer.num_heads)
-    unsteered = []
-    for batch in _batches(scorer, items, variants=1):
+    def gradient_of(batch: ItemBatch) -> tuple[torch.Tensor, list[float]]:
         gradient, scores = scorer.gradient(batch)
-        total += gradient
-        unsteered += scores.tolist()
         step(batch.size)
+        return gradient.cpu(), scores.tolist()
+
+    total = torch.zeros(scorer.num_layers, scorer.num_heads)
+    unsteered: list[float] = []
+    for gradient, scores in sharded_map(gradient_of, _batches(scorer, items, variants=1)):
+        total += gradient  # batch by batch, as one process adds them
+        unsteered += scores
     return total / len(items), None, _mean(unsteered)
 
 
 def _batches(scorer: HeadScorer, items: Sequence[ProfileItem], variants: int) -> list[ItemBatch]:
     return [make_batch(group) for group in group_items(items, variants, max_columns=scorer.window)]
+
+
+class _Baselines:
+    """One method's item batches and their unsteered runs (`HeadScorer.baseline`), each computed on this rank
+    when a unit first needs it. keep: how many runs to hold at once (None: all of them)."""
+
+    def __init__(self, scorer: HeadScorer, batches: list[ItemBatch], keep: int | None) -> None:
+        self.scorer, self.batches, self.keep = scorer, batches, keep
+        self._runs: dict[int, Baseline] = {}
+
+    def units(self, layers: Iterable[int]) -> list[Unit]:
+        """(batch index, layer) for each batch and each of `layers`, batch by batch: the order gains are added."""
+        layers = list(layers)
+        return [(index, layer) for index in range(len(self.batches)) for layer in layers]
+
+    def get(self, index: int) -> tuple[ItemBatch, Baseline]:
+        """Batch `index` and its unsteered run."""
+        if index not in self._runs:
+            if self.keep is not None and len(self._runs) >= self.keep:
+                del self._runs[next(iter(self._runs))]
+            self._runs[index] = self.scorer.baseline(self.batches[index])
+        return self.batches[index], self._runs[index]
 
 
 def _mean(values: Sequence[float]) -> float:

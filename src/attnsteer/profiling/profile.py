@@ -11,6 +11,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from attnsteer.distributed import init_from_env, shard, sharded_map, world
 from attnsteer.heads import HeadConfig
 from attnsteer.model_info import model_identity, model_shape
 from attnsteer.profiling.batching import ItemBatch, group_items, make_batch
@@ -99,8 +100,11 @@ def profile_heads(
     `on_profiled(result)` runs once the scores exist, before selection (the CLI saves them there).
     command: how the run was started (e.g. the CLI's command line), kept as provenance in the head file.
     profiles: scores from an earlier run (`read_profiles`); only the selection runs again.
+    Under torchrun (`attnsteer.distributed`) the ranks share the scoring out and every rank returns the result one
+    process would (rank 0 alone shows progress; `on_profiled` runs on every rank).
     """
     started = time.perf_counter()
+    init_from_env(model.device)  # under torchrun: the process group (a no-op in one process)
     scorer = HeadScorer(model, config.steering)
     if profiles is None:
         profiles = _profile_tasks(scorer, tokenizer, config, progress)
@@ -142,12 +146,20 @@ def _profile_tasks(scorer: HeadScorer, tokenizer: PreTrainedTokenizerBase, confi
     train = {task: _items(task, "train", config.n_train, tokenizer, config.chat) for task in config.tasks}
     total = sum(work_units(config.method, len(items), scorer.num_layers, config.top_layers)
                 for items, _ in train.values())
-    profiles = {}
-    with tqdm(total=total, desc=f"profiling ({config.method})", unit="step", disable=not progress) as bar:
+    rank, size = world()
+    profiles, done = {}, 0
+    shown = progress and rank == 0
+    with tqdm(total=total, desc=f"profiling ({config.method})", unit="step", disable=not shown) as bar:
         for task, (items, skipped) in train.items():
             bar.set_postfix_str(task)
-            profiles[task] = profile_task(scorer, task, items, config.method, config.top_layers, bar.update)
+            done += work_units(config.method, len(items), scorer.num_layers, config.top_layers)
+
+            def step(count: int, done: int = done) -> None:  # rank 0's steps stand for every rank's
+                bar.update(min(count * size, done - bar.n))
+
+            profiles[task] = profile_task(scorer, task, items, config.method, config.top_layers, step)
             profiles[task].skipped = skipped
+            bar.update(done - bar.n)
     return profiles
 
 
@@ -192,19 +204,31 @@ def spread(examples: Sequence[Example], count: int) -> list[Example]:
 
 def _valid_objective(scorer: HeadScorer, tasks: Sequence[str], n_valid: int, tokenizer: PreTrainedTokenizerBase,
                      chat: bool, progress: bool):
-    """objective(heads) = mean over tasks of the share of valid items whose score the heads improve."""
-    valid: dict[str, list[tuple[ItemBatch, Baseline]]] = {}
-    for task in tqdm(tasks, desc="valid baselines", disable=not progress):
+    """objective(heads) = mean over tasks of the share of valid items whose score the heads improve.
+
+    Under torchrun each rank runs the baselines of its shard of the (task, batch) pairs once, and each call
+    scores that shard (`distributed.sharded_map`); the shares come from the gathered flags, in task order.
+    """
+    batches: list[tuple[str, ItemBatch]] = []
+    for task in tasks:
         items, _ = _items(task, "valid", n_valid, tokenizer, chat)
-        batches = [make_batch(group) for group in group_items(items, variants=1, max_columns=scorer.window)]
-        valid[task] = [(batch, scorer.baseline(batch)) for batch in batches]
+        batches += [(task, make_batch(group)) for group in group_items(items, variants=1, max_columns=scorer.window)]
+    rank, size = world()
+    units = list(range(len(batches)))
+    baselines: dict[int, Baseline] = {index: scorer.baseline(batches[index][1]) for index in tqdm(
+        shard(units, rank, size), desc="valid baselines", disable=not progress or rank != 0)}
 
     def objective(heads: set[tuple[int, int]]) -> float:
         weights = head_weights(HeadConfig.from_pairs(heads), scorer.num_heads)
-        shares = []
-        for pairs in valid.values():
-            improved = [scorer.score_heads(batch, base, weights)[:, 0] > base.scores for batch, base in pairs]
-            shares.append(float(torch.cat(improved).float().mean()))
+
+        def improved(index: int) -> tuple[str, torch.Tensor]:
+            (task, batch), base = batches[index], baselines[index]
+            return task, (scorer.score_heads(batch, base, weights)[:, 0] > base.scores).cpu()
+
+        by_task: dict[str, list[torch.Tensor]] = {}
+        for task, flags in sharded_map(improved, units):
+            by_task.setdefault(task, []).append(flags)
+        shares = [float(torch.cat(flags).float().mean()) for flags in by_task.values()]
         return sum(shares) / len(shares)
 
     return objective

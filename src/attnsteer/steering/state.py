@@ -45,7 +45,7 @@ class SteeringState:
     query_length: int | None = None
     visited: set[int] = field(default_factory=set)
     fast_prefill: bool = True
-    _key_cache: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict, repr=False)
+    _key_cache: dict[tuple[int, int, torch.device], torch.Tensor] = field(default_factory=dict, repr=False)
 
     def note_query(self, q_offset: int, q_length: int) -> None:
         """Called by the mask function at the start of every forward."""
@@ -56,17 +56,19 @@ class SteeringState:
     def bias_for(self, layer: int, query: torch.Tensor, num_keys: int) -> torch.Tensor | None:
         """The bias [batch, heads, 1, keys] for `layer`, or None if the layer steers no head.
 
-        query: [batch, heads, queries, head_dim], used for shapes, device and dtype.
+        query: [batch, heads, queries, head_dim], used for shapes, device and dtype: the bias is built on the
+        layer's own device (a model split over devices, `load_model(device_map=...)`).
         """
         weights = self.weights.get(layer)
         if weights is None:
             return None
         self.visited.add(layer)
         key_start = self._key_start(query.shape[2], num_keys)
-        cached = self._key_cache.get((key_start, num_keys))
+        where = (key_start, num_keys, query.device)  # layers of a split model sit on different devices
+        cached = self._key_cache.get(where)
         if cached is None:
             cached = keys_bias(self.token_bias, key_start, num_keys).to(query.device)
-            self._key_cache[(key_start, num_keys)] = cached
+            self._key_cache[where] = cached
         _check_shapes(layer, weights, cached, query)
         return layer_bias(cached, weights.to(query.device), query.dtype)
 
