@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import ClassVar
 
 from attnsteer.server.counters import DecodeCounters
 from attnsteer.server.engine import SHUTTING_DOWN, Failed, GenerationJob
@@ -94,23 +95,21 @@ class WaitingRows:
             job.emit(Failed(message, status))
 
 
-class BatchQueue:
-    """Batching "static": a worker thread takes up to `max_batch` waiting rows and runs `run_batch` on them.
+class RowWorker:
+    """What both batching modes share: the bounded `WaitingRows`, one worker thread running `_loop`, and the
+    count of row groups taken from the queue (`batches_run`, the last RECENT_BATCHES sizes in
+    `recent_batch_sizes`). A subclass sets `mode`, its own attributes before calling `__init__` (which starts
+    the thread), `_loop`, `running_rows` and `counters`."""
 
-    counters: the decoder's counters, reported by `stats()` (default: a fresh, unused set).
-    """
+    mode: ClassVar[str]
+    counters: DecodeCounters
 
-    def __init__(self, run_batch: Callable[[list[GenerationJob]], None], max_batch: int, max_waiting: int,
-                 batch_wait_s: float, model_lock: threading.Lock, counters: DecodeCounters | None = None) -> None:
-        self.run_batch, self.max_batch = run_batch, max_batch
-        self.batch_wait_s = batch_wait_s
-        self.model_lock = model_lock
-        self.counters = counters or DecodeCounters()
+    def __init__(self, max_batch: int, max_waiting: int, batch_wait_s: float, model_lock: threading.Lock) -> None:
+        self.max_batch, self.batch_wait_s, self.model_lock = max_batch, batch_wait_s, model_lock
         self.waiting_rows = WaitingRows(max_waiting)
-        self.running = 0
         self.batches_run = 0
         self.recent_batch_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_BATCHES)
-        self._thread = threading.Thread(target=self._loop, name="attnsteer-batcher", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"attnsteer-{self.mode}-batching", daemon=True)
         self._thread.start()
 
     def submit(self, jobs: list[GenerationJob]) -> None:
@@ -121,24 +120,57 @@ class BatchQueue:
     def waiting(self) -> int:
         return len(self.waiting_rows)
 
+    @property
+    def running_rows(self) -> int:
+        raise NotImplementedError
+
     def stats(self) -> dict[str, object]:
-        """waiting / running rows, batches taken, and the decoder's counters (`DecodeCounters.snapshot`)."""
-        return {"batching": "static", "waiting": self.waiting, "running": self.running,
+        """waiting / running rows, row groups taken, and the decoder's counters (`DecodeCounters.snapshot`)."""
+        return {"batching": self.mode, "waiting": self.waiting, "running": self.running_rows,
                 "batches_run": self.batches_run, **self.counters.snapshot()}
 
     def close(self, wait_s: float = 5.0) -> None:
-        """Take no more rows, fail the waiting ones, and wait up to `wait_s` for the running batch (the
-        worker is a daemon thread: a model step still running then does not keep the process alive)."""
+        """Take no more rows and wait up to `wait_s` for the worker, which fails the rows it still holds with 503
+        (it is a daemon thread: a model step still running then does not keep the process alive)."""
         self.waiting_rows.close()
         self._thread.join(timeout=wait_s)
 
+    def _live(self, taken: list[GenerationJob]) -> list[GenerationJob]:
+        """The rows of `taken` not cancelled while they waited; a non-empty group is counted as taken."""
+        live = [job for job in taken if not job.cancelled.is_set()]
+        if live:
+            self.batches_run += 1
+            self.recent_batch_sizes.append(len(live))
+        return live
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class BatchQueue(RowWorker):
+    """Batching "static": a worker thread takes up to `max_batch` waiting rows and runs `run_batch` on them.
+
+    counters: the decoder's counters, reported by `stats()` (default: a fresh, unused set).
+    """
+
+    mode = "static"
+
+    def __init__(self, run_batch: Callable[[list[GenerationJob]], None], max_batch: int, max_waiting: int,
+                 batch_wait_s: float, model_lock: threading.Lock, counters: DecodeCounters | None = None) -> None:
+        self.run_batch = run_batch
+        self.counters = counters or DecodeCounters()
+        self.running = 0
+        super().__init__(max_batch, max_waiting, batch_wait_s, model_lock)
+
+    @property
+    def running_rows(self) -> int:
+        return self.running
+
     def _loop(self) -> None:
         while (batch := self.waiting_rows.take(self.max_batch, wait=True, fill_wait_s=self.batch_wait_s)) is not None:
-            live = [job for job in batch if not job.cancelled.is_set()]
+            live = self._live(batch)
             if not live:
                 continue
-            self.recent_batch_sizes.append(len(live))
-            self.batches_run += 1
             self.running = len(live)
             try:
                 with self.model_lock:

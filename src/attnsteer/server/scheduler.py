@@ -19,7 +19,6 @@ waiting rows (up to `max_batch` running) before each step and holds `model_lock`
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -29,7 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from attnsteer.context import prefix_cache
 from attnsteer.context.prefix_cache import Prefill
-from attnsteer.server.batching import RECENT_BATCHES, WaitingRows
+from attnsteer.server.batching import RowWorker
 from attnsteer.server.counters import DecodeCounters
 from attnsteer.server.engine import SHUTTING_DOWN, Failed, GenerationJob, RowReply, eos_ids, pick_tokens, row_generator
 from attnsteer.server.prefill import PrefillFunction, cache_layers
@@ -147,7 +146,7 @@ class ContinuousDecoder:
         self.counters.note_outcomes(row.reply.outcome for row in rows)
 
 
-class ContinuousScheduler:
+class ContinuousScheduler(RowWorker):
     """Batching "continuous": a worker thread that admits waiting rows into the running batch before each step.
 
     Rows wait in a `WaitingRows` (max_waiting; QueueFullError beyond). While nothing runs, the worker waits for
@@ -159,34 +158,16 @@ class ContinuousScheduler:
     `stats()["recent_step_sizes"]`.
     """
 
+    mode = "continuous"
+
     def __init__(self, decoder: ContinuousDecoder, max_batch: int, max_waiting: int, batch_wait_s: float,
                  model_lock: threading.Lock) -> None:
-        self.decoder, self.max_batch, self.batch_wait_s = decoder, max_batch, batch_wait_s
-        self.model_lock = model_lock
-        self.waiting_rows = WaitingRows(max_waiting)
-        self.batches_run = 0
-        self.recent_batch_sizes: collections.deque[int] = collections.deque(maxlen=RECENT_BATCHES)
-        self._thread = threading.Thread(target=self._loop, name="attnsteer-scheduler", daemon=True)
-        self._thread.start()
-
-    def submit(self, jobs: list[GenerationJob]) -> None:
-        """Queue all rows of one request, or none of them (QueueFullError)."""
-        self.waiting_rows.submit(jobs)
+        self.decoder, self.counters = decoder, decoder.counters
+        super().__init__(max_batch, max_waiting, batch_wait_s, model_lock)
 
     @property
-    def waiting(self) -> int:
-        return len(self.waiting_rows)
-
-    def stats(self) -> dict[str, object]:
-        """waiting / running rows, admission groups, and the decoder's counters (`DecodeCounters.snapshot`)."""
-        return {"batching": "continuous", "waiting": self.waiting, "running": self.decoder.running,
-                "batches_run": self.batches_run, **self.decoder.counters.snapshot()}
-
-    def close(self, wait_s: float = 5.0) -> None:
-        """Take no more rows and wait up to `wait_s` for the worker, which fails every running and waiting row
-        with 503 (it is a daemon thread: a model step still running then does not keep the process alive)."""
-        self.waiting_rows.close()
-        self._thread.join(timeout=wait_s)
+    def running_rows(self) -> int:
+        return self.decoder.running
 
     def _loop(self) -> None:
         while self._take() is not None:
@@ -213,9 +194,7 @@ class ContinuousScheduler:
                                        priority=self.finish_estimate)
         if taken is None:
             return None
-        live = [job for job in taken if not job.cancelled.is_set()]
+        live = self._live(taken)
         if live:
-            self.batches_run += 1
-            self.recent_batch_sizes.append(len(live))
             self.decoder.accept(live)
         return live
