@@ -112,3 +112,16 @@ def test_the_backend_is_nccl_only_with_the_model_on_cuda_and_a_gpu_per_rank(monk
     assert pick_backend("cuda:1", 2) == pick_backend(torch.device("cuda", 0), 1) == "nccl"
     assert pick_backend("cuda:0", 3) == "gloo"  # three ranks, two GPUs
     assert pick_backend("cpu", 2) == "gloo"
+
+
+def test_cuda_means_each_ranks_own_gpu_under_torchrun(monkeypatch, single_process):
+    from attnsteer.cli.options import placement_options
+    from attnsteer.distributed import rank_device
+
+    assert rank_device("cuda") == "cuda" and rank_device("cuda:1") == "cuda:1"  # one process: unchanged
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert rank_device("cuda") == "cuda:1"  # rank 3 is the second process of its node
+    assert rank_device("cuda:0") == "cuda:0" and rank_device("auto") == "auto"  # what the user pinned stays
+    assert placement_options("cuda", None, None)["device_map"] == "cuda:1"

@@ -50,6 +50,14 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
+def rank_device(device: str) -> str:
+    """`device` for this rank: under torchrun, "cuda" without an index is this rank's own GPU (cuda:LOCAL_RANK), so
+    `--device-map cuda` gives each rank's copy of the model a GPU of its own; any other value is returned as is."""
+    if device.strip() == "cuda" and world()[1] > 1:
+        return f"cuda:{_env_int('LOCAL_RANK', 0)}"
+    return device
+
+
 def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:
     """The items rank `rank` of `world_size` works on: items[rank], items[rank + world_size], ... (strided;
     see the module docstring). Over all ranks, every item exactly once; empty when rank >= len(items)."""

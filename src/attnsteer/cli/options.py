@@ -29,7 +29,8 @@ ModelOption = Annotated[str | None, typer.Option(
 # out is None: the whole model on the CPU. `placement_options` checks them before the model loads.
 DeviceMapOption = Annotated[str | None, typer.Option(
     "--device-map", help="Spread the model over devices with accelerate: auto, balanced, balanced_low_0 or "
-    "sequential; one device (cuda:0); or a JSON object {module: device} whose devices are GPU indices, device "
+    "sequential; one device (cuda:0; plain 'cuda' under torchrun: each rank's own GPU, cuda:LOCAL_RANK); or a "
+    "JSON object {module: device} whose devices are GPU indices, device "
     "names, 'cpu' or 'disk' (offloaded), e.g. '{\"model.embed_tokens\": 0, \"model.layers\": \"disk\", ...}'.")]
 MaxMemoryOption = Annotated[str | None, typer.Option(
     "--max-memory", help="The memory each device may hold when accelerate places the model (implies --device-map "
@@ -115,8 +116,10 @@ def placement_options(device_map: str | None, max_memory: str | None, offload_fo
                       ) -> dict[str, Any]:
     """`load_model`'s placement keyword arguments from --device-map / --max-memory / --offload-folder, checked
     before the model loads (`attnsteer.models.placement`; {}: the whole model on the CPU)."""
+    from attnsteer.distributed import rank_device
     from attnsteer.models.placement import check_placement, parse_device_map, parse_max_memory
 
+    device_map = rank_device(device_map) if device_map is not None else None  # torchrun: "cuda" is this rank's GPU
     return check_placement(parse_device_map(device_map), parse_max_memory(max_memory), offload_folder)
 
 
