@@ -175,3 +175,33 @@ def test_target_is_validated():
         SpotlightTarget(1.5, "head")
     with pytest.raises(ValueError, match="granularity must be one of"):
         SpotlightTarget(0.2, "token")
+
+
+@pytest.mark.parametrize("architecture", ["llama", "qwen2", "gpt2"])  # GQA and MHA; caches indexed by position
+@pytest.mark.parametrize("granularity", ["layer", "head"])
+def test_decode_steps_equal_the_reference_on_the_kv_cache(architecture, granularity, tokenizer):
+    """A decode step (one query per row) takes its own path (`spotlight._decode_step`, no second kernel call):
+    feeding a prompt's last tokens one at a time through the KV cache gives the reference's logits, run the
+    same way, at every step."""
+    model = tiny_model(architecture)
+    enc, emphasis = encode(tokenizer, PROMPTS[:1])
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+
+    def stepwise() -> list[torch.Tensor]:
+        output = model(input_ids=ids[:, :-3], attention_mask=mask[:, :-3], use_cache=True)
+        steps = [output.logits[:, -1]]
+        for position in range(ids.shape[1] - 3, ids.shape[1]):
+            output = model(input_ids=ids[:, position : position + 1], attention_mask=mask[:, : position + 1],
+                           cache=output.cache, use_cache=True)
+            steps.append(output.logits[:, -1])
+        return steps
+
+    with torch.no_grad(), spotlight(model, emphasis, mask.bool(), granularity=granularity):
+        ours = stepwise()
+    with torch.no_grad(), reference_spotlight(model, Reference(emphasis.float(), 0.4, granularity)):
+        reference = stepwise()
+    with torch.no_grad():
+        plain = stepwise()
+    for step, (mine, theirs, unsteered) in enumerate(zip(ours, reference, plain, strict=True)):
+        assert (mine - theirs).abs().max() <= 1e-4, f"step {step}"
+        assert step == 0 or (mine - unsteered).abs().max() > 1e-4, f"step {step} is not steered"

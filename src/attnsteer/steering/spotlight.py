@@ -63,6 +63,8 @@ def spotlight_sdpa(
     static_bias: [batch or 1, heads, 1, keys] or None. Returns ([batch, queries, heads, dim], None)."""
     num_heads, value_dim = query.shape[1], value.shape[-1]
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    if query.shape[2] == 1:
+        return _decode_step(query, key, value, attention_mask, static_bias, layer, scale), None
     q, k, v = select_heads(query, key, value, torch.arange(num_heads, device=query.device))
     static = static_bias[:, :, 0, :] if static_bias is not None else None
     first = stock_sdpa(module, *_extend(q, k, v, scale, static, layer.span, None), attention_mask, scale, **kwargs)
@@ -71,6 +73,34 @@ def spotlight_sdpa(
         return first[..., :value_dim], None
     second = stock_sdpa(module, *_extend(q, k, v, scale, static, layer.span, bias), attention_mask, scale, **kwargs)
     return second[..., :value_dim], None
+
+
+def _decode_step(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None,
+    static_bias: torch.Tensor | None, layer: SpotlightLayer, scale: float,
+) -> torch.Tensor:
+    """One query per row (a decode step): its scores [batch, heads, 1, keys] are no bigger than a PASTA decode
+    bias, so they are computed once, in float32, the span's share read from their softmax and the bias added to
+    the same scores: no extended copy of the KV cache and no second kernel call (the prefill's two passes would
+    copy the whole cache twice per layer and step). GQA heads read their kv head without repeating it.
+
+    attention_mask: None (every key visible), [batch, 1, 1, keys] bool (True = may attend) or float additive.
+    Returns [batch, 1, heads, dim] like transformers' sdpa_attention_forward.
+    """
+    batch, num_heads, _, head_dim = query.shape
+    kv_heads, keys = key.shape[1], key.shape[2]
+    grouped = query.float().reshape(batch, kv_heads, num_heads // kv_heads, head_dim)  # [batch, kv, group, dim]
+    scores = (grouped @ key.float().transpose(-1, -2) * scale).reshape(batch, num_heads, 1, keys)
+    if attention_mask is not None:
+        mask = attention_mask[..., -1:, :keys]
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask.float()
+    if static_bias is not None:
+        scores = scores + static_bias.float()
+    span = layer.span[:, None, None, :keys]
+    bias = spotlight_bias((scores.softmax(dim=-1) * span).sum(dim=-1), layer)  # [batch, heads, 1]
+    weights = (scores + bias[..., None] * span).softmax(dim=-1)
+    output = weights.reshape(batch, kv_heads, num_heads // kv_heads, keys) @ value.float()
+    return output.reshape(batch, num_heads, 1, value.shape[-1]).transpose(1, 2).to(value.dtype)
 
 
 def spotlight_eager(
