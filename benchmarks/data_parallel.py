@@ -10,7 +10,8 @@ It checks that the files the runs write are the same bytes apart from timing ("s
 "..., N s)") and "world_size", and prints wall times (model load included: each run is a fresh command) and
 ratios, ending with one line
 
-    data_parallel eval_two_ranks_vs_two_threads=<r> eval_two_ranks_vs_one=<r> profile_two_ranks_vs_one=<r> identical=<yes|no>
+    data_parallel eval_two_ranks_vs_two_threads=<r> eval_two_ranks_vs_one=<r> profile_two_ranks_vs_one=<r> \
+        identical=<yes|no>
 
     python benchmarks/data_parallel.py                           # counterfact zero-shot,pasta, 20 records
     python benchmarks/data_parallel.py --limit 8 --n-train 4     # quicker
@@ -92,17 +93,18 @@ def main() -> None:
             print(f"{kind:8s} {shape:20s} {seconds[(kind, shape)]:8.1f} s", flush=True)
     print("files (timing and world_size apart):")
     identical = compare(folders["eval"], ["results.json"]) & compare(folders["profile"], ["heads.json", "scores.json"])
+    two_ranks = {kind: seconds[(kind, "2 ranks x 1 thread")] for kind in ("eval", "profile")}
     figures = {
-        "eval_two_ranks_vs_two_threads": seconds[("eval", "1 rank x 2 threads")] / seconds[("eval", "2 ranks x 1 thread")],
-        "eval_two_ranks_vs_one": seconds[("eval", "1 rank x 1 thread")] / seconds[("eval", "2 ranks x 1 thread")],
-        "profile_two_ranks_vs_one": (seconds[("profile", "1 rank x 1 thread")]
-                                     / seconds[("profile", "2 ranks x 1 thread")]),
+        "eval_two_ranks_vs_two_threads": seconds[("eval", "1 rank x 2 threads")] / two_ranks["eval"],
+        "eval_two_ranks_vs_one": seconds[("eval", "1 rank x 1 thread")] / two_ranks["eval"],
+        "profile_two_ranks_vs_one": seconds[("profile", "1 rank x 1 thread")] / two_ranks["profile"],
     }
     print("data_parallel " + " ".join(f"{name}={value:.2f}" for name, value in figures.items())
           + f" identical={'yes' if identical else 'no'}")
     if options.json:
         Path(options.json).write_text(json.dumps({
-            "options": vars(options), "seconds": {f"{kind} / {shape}": value for (kind, shape), value in seconds.items()},
+            "options": vars(options),
+            "seconds": {f"{kind} / {shape}": value for (kind, shape), value in seconds.items()},
             "speedups": figures, "identical": identical}, indent=1) + "\n")
 
 
