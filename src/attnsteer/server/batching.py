@@ -10,6 +10,7 @@ RECENT_BATCHES row counts (bounded, so a long-running server does not grow), for
 
 from __future__ import annotations
 
+import abc
 import collections
 import logging
 import threading
@@ -95,7 +96,7 @@ class WaitingRows:
             job.emit(Failed(message, status))
 
 
-class RowWorker:
+class RowWorker(abc.ABC):
     """What both batching modes share: the bounded `WaitingRows`, one worker thread running `_loop`, and the
     count of row groups taken from the queue (`batches_run`, the last RECENT_BATCHES sizes in
     `recent_batch_sizes`). A subclass sets `mode`, its own attributes before calling `__init__` (which starts
@@ -121,8 +122,9 @@ class RowWorker:
         return len(self.waiting_rows)
 
     @property
+    @abc.abstractmethod
     def running_rows(self) -> int:
-        raise NotImplementedError
+        """Rows being decoded now."""
 
     def stats(self) -> dict[str, object]:
         """waiting / running rows, row groups taken, and the decoder's counters (`DecodeCounters.snapshot`)."""
@@ -143,8 +145,9 @@ class RowWorker:
             self.recent_batch_sizes.append(len(live))
         return live
 
+    @abc.abstractmethod
     def _loop(self) -> None:
-        raise NotImplementedError
+        """The worker thread: take rows from `waiting_rows` and decode them until it closes."""
 
 
 class BatchQueue(RowWorker):
