@@ -50,11 +50,17 @@ def is_main() -> bool:
     return world()[0] == 0
 
 
+def local_process() -> tuple[int, int]:
+    """(this process's index on its machine, processes on the machine): LOCAL_RANK and LOCAL_WORLD_SIZE, (0, 1)
+    when unset."""
+    return _env_int("LOCAL_RANK", 0), _env_int("LOCAL_WORLD_SIZE", 1)
+
+
 def rank_device(device: str) -> str:
     """`device` for this rank: under torchrun, "cuda" without an index is this rank's own GPU (cuda:LOCAL_RANK), so
     `--device-map cuda` gives each rank's copy of the model a GPU of its own; any other value is returned as is."""
     if device.strip() == "cuda" and world()[1] > 1:
-        return f"cuda:{_env_int('LOCAL_RANK', 0)}"
+        return f"cuda:{local_process()[0]}"
     return device
 
 
@@ -89,7 +95,7 @@ def init_from_env(device: Any = None) -> str | None:
         return str(dist.get_backend())
     backend = pick_backend(device, _env_int("LOCAL_WORLD_SIZE", size))
     if backend == "nccl":
-        torch.cuda.set_device(_env_int("LOCAL_RANK", 0))  # this rank's GPU carries its collectives
+        torch.cuda.set_device(local_process()[0])  # this rank's GPU carries its collectives
     try:
         dist.init_process_group(backend, rank=rank, world_size=size, timeout=GATHER_TIMEOUT)
     except (ValueError, RuntimeError) as error:

@@ -9,7 +9,6 @@ does; one process is rank 0 of 1 and every collective is a no-op.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
@@ -17,10 +16,12 @@ from typing import Any
 
 import torch
 
+from attnsteer.distributed import local_process, world
+
 
 def launched_processes() -> int:
     """How many processes the launcher started (`WORLD_SIZE`, set by accelerate launch and torchrun; 1 if unset)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+    return world()[1]
 
 
 def join_processes() -> Any | None:
@@ -39,11 +40,6 @@ def join_processes() -> Any | None:
     accelerator = Accelerator(cpu=not torch.accelerator.is_available(),
                               kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(weeks=52))])
     return accelerator if accelerator.num_processes > 1 else None
-
-
-def local_process() -> tuple[int, int]:
-    """(this process's index on its machine, processes on the machine), from the launcher's environment."""
-    return int(os.environ.get("LOCAL_RANK", "0")), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
 
 
 def process_gpu_memory() -> dict[int, int]:
