@@ -12,7 +12,10 @@ import sys
 from pathlib import Path
 
 RUNS = {"zero_shot": "zero-shot (plain prompt)", "steered": "PASTA, instruction sentences emphasised",
-        "marked": "instruction sentences marked `*...*`, not steered"}
+        "marked": "instruction sentences marked `*...*`, not steered",
+        "instaboost": "InstABoost, instruction sentences emphasised",
+        "spotlight_head": "Spotlight per head, instruction sentences emphasised",
+        "spotlight_layer": "Spotlight per layer, instruction sentences emphasised"}
 METRICS = ("prompt_level_strict_acc", "inst_level_strict_acc", "prompt_level_loose_acc", "inst_level_loose_acc")
 
 

@@ -18,7 +18,7 @@ def run(*args: str):
     return CliRunner().invoke(app, ["profile", *args])
 
 
-def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer):
+def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer, monkeypatch):
     out, scores, plots = tmp_path / "heads.json", tmp_path / "scores.json", tmp_path / "plots"
     result = run("--model", str(model_dir), "--tasks", "json_format,pronoun_change", "--n-train", "2",
                  "--method", "coarse-to-fine", "--top-layers", "1", "--select", "union", "--top-k", "2",
@@ -43,16 +43,22 @@ def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer):
 
     model, loaded_tokenizer = load_model(str(model_dir))
     assert Steerer(model, loaded_tokenizer, heads=str(out)).heads.num_heads_steered >= 1
-    # ... and its scores select again without scoring: the top-1 of each task, same rankings.
+    # ... and its scores select again without scoring: the top-1 of each task, same rankings; --install makes
+    # that set the model's default (no heads given: PASTA on them, not the profiling-free default).
+    monkeypatch.setenv("ATTNSTEER_CACHE", str(tmp_path / "cache"))
+    assert Steerer(model, loaded_tokenizer).method.name != "pasta"
     again = tmp_path / "again.json"
     result = run("--model", str(model_dir), "--from-scores", str(scores), "--select", "union", "--top-k", "1",
-                 "--out", str(again))
+                 "--out", str(again), "--install")
     assert result.exit_code == 0, result.output
     assert "profiling (" not in result.output
+    assert f"installed as this model's default head set: {tmp_path / 'cache' / 'heads'}" in result.output
     top_one = {task["ranking"][0] for task in table["tasks"].values()}
     heads = json.loads(again.read_text())["heads"]
     assert {f"{layer}.{head}" for layer, heads in heads.items() for head in heads} == top_one
     assert "method coarse-to-fine" in json.loads(again.read_text())["provenance"]
+    default = Steerer(model, loaded_tokenizer)
+    assert default.method.name == "pasta" and {str(pair) for pair in str(default.heads).split(",")} == top_one
 
 
 def test_a_head_file_profiled_for_another_model_is_refused(tmp_path, tokenizer):

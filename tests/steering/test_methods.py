@@ -53,7 +53,8 @@ def test_a_model_without_profiled_heads_gets_the_profiling_free_default_and_says
     with caplog.at_level(logging.INFO, logger="attnsteer"):
         steerer = Steerer(model, tokenizer)
     assert steerer.method.name == PROFILING_FREE_DEFAULT
-    assert f"no profiled head set ships for this model; steering with {steerer.method.describe()}" in caplog.text
+    assert ("no profiled head set for this model (none shipped, none installed by `attnsteer profile --install`); "
+            f"steering with {steerer.method.describe()}") in caplog.text
 
 
 def test_the_method_follows_from_its_parameters(model, tokenizer):

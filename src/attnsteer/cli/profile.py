@@ -45,6 +45,9 @@ def profile_command(
     scores: Annotated[str | None, typer.Option(help="Write every task's layers x heads scores here (JSON).")]
     = None,
     plot: Annotated[str | None, typer.Option(help="Write Figure 2-style plots (PNG) to this folder.")] = None,
+    install: Annotated[bool, typer.Option(help="Make the selected heads this model's default: `Steerer(model, "
+                       "tok)`, the CLI and the server then steer them with PASTA (kept under $ATTNSTEER_CACHE/heads, "
+                       "found by model identity and shape).")] = False,
     model: ModelOption = None,
     device_map: DeviceMapOption = None,
     max_memory: MaxMemoryOption = None,
@@ -98,6 +101,10 @@ def profile_command(
                f"{result.seconds:.0f} s]")
     if out:
         _write(out, result.head_file())
+    if install:
+        from attnsteer.heads.defaults import install_head_set
+
+        typer.echo(f"installed as this model's default head set: {install_head_set(result.head_file())}", err=True)
     if scores:
         _write(scores, result.scores_file())
     if plot:

@@ -12,8 +12,9 @@ attention functions apply. The one registry the library, CLI, server, evaluation
 
 `make_method(name, model, **parameters)` builds one (`check_method` checks a name and parameters before any
 model loads: the CLI and the lm-eval adapter); `default_method(model)` is what `Steerer(model, tok)`
-uses when no method is named: PASTA with the model's shipped head set when there is one, else
-`PROFILING_FREE_DEFAULT` (a logged choice, chosen by measurement: docs/results.md).
+uses when no method is named: PASTA with the model's head set when there is one (one a user installed with
+`attnsteer profile --install`, else a shipped one), else `PROFILING_FREE_DEFAULT` (a logged choice, chosen by
+measurement: docs/results.md).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar
 
-from attnsteer.errors import HeadConfigError, SteeringConfigError, UnknownSteeringMethodError
+from attnsteer.errors import SteeringConfigError, UnknownSteeringMethodError
 from attnsteer.heads.head_config import HeadConfig
 from attnsteer.registry import Registry
 from attnsteer.steering.config import Granularity, RowSteering, SpotlightTarget, SteeringConfig, SteeringMode
@@ -135,14 +136,18 @@ def make_method(name: str, model: Any, **parameters: Any) -> SteeringMethod:
 
 
 def default_method(model: Any) -> SteeringMethod:
-    """PASTA on the model's shipped head set, else the profiling-free default; the choice is logged."""
-    try:
-        method: SteeringMethod = make_method("pasta", model)
-    except HeadConfigError:
+    """PASTA on the model's default head set (installed by `attnsteer profile --install`, else shipped), else the
+    profiling-free default; the choice and where it came from are logged in one line."""
+    from attnsteer.heads.defaults import default_head_set
+
+    found = default_head_set(model)
+    if found is None:
         method = make_method(PROFILING_FREE_DEFAULT, model)
-        logger.info("attnsteer: no profiled head set ships for this model; steering with %s", method.describe())
+        logger.info("attnsteer: no profiled head set for this model (none shipped, none installed by `attnsteer "
+                    "profile --install`); steering with %s", method.describe())
         return method
-    logger.info("attnsteer: steering with %s, the model's shipped head set", method.describe())
+    method = make_method("pasta", model, heads=found.head_file.heads)
+    logger.info("attnsteer: steering with %s, %s", method.describe(), found.describe())
     return method
 
 
