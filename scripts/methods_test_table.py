@@ -9,7 +9,8 @@ split (docs/results.md, "Steering methods on the test split"). For one model:
    of the same split, limit and template instead of running them again (checked);
 3. writes `test_<model>.<task>.json` per task (`--tasks`: processes side by side), then `--merge` writes
    `test_<model>.json` (every prediction) and `test_<model>.md` (Table 1, its average, and the average
-   without BiasBios, where SPA is not run).
+   without BiasBios, where SPA is not run); `--tasks squad` (the oracle sentence emphasised, LIMIT paragraphs)
+   gets its own table, `test_<model>.squad.md`.
 
 Run: scripts/methods_test_table.sh (both models, the commands below per model and task)
      .venv/bin/python scripts/methods_test_table.py --model smollm2-135m-instruct --limit 30 --tasks counterfact \
@@ -152,6 +153,16 @@ def main() -> None:
         write_json(runs, out / f"test_{name}.json")
         (out / f"test_{name}.md").write_text(table)
         print(table)
+        extra = out / f"test_{name}.squad.json"  # SQuAD (--tasks squad): its own table, its own metrics
+        if extra.exists():
+            squad_runs = load_runs(extra)
+            limit = squad_runs[0].config.get("limit")
+            header, rows = results_table(squad_runs)
+            squad = results_markdown(header, rows, f"Command: `python scripts/methods_test_table.py --model {name} "
+                                     f"--limit {limit} --tasks squad` (test split, first {limit} paragraphs; "
+                                     "strengths chosen on the Table 1 tasks' valid split)")
+            (out / f"test_{name}.squad.md").write_text(squad)
+            print(squad)
         return
     model, tokenizer = load_model(args.model)
     chat = resolve_chat("auto", tokenizer)
