@@ -58,7 +58,7 @@ def test_profile_writes_heads_scores_and_plots(model_dir, tmp_path, tokenizer, m
     assert {f"{layer}.{head}" for layer, heads in heads.items() for head in heads} == top_one
     assert "method coarse-to-fine" in json.loads(again.read_text())["provenance"]
     default = Steerer(model, loaded_tokenizer)
-    assert default.method.name == "pasta" and {str(pair) for pair in str(default.heads).split(",")} == top_one
+    assert default.method.name == "pasta" and set(str(default.heads).split(",")) == top_one
 
 
 def test_a_head_file_profiled_for_another_model_is_refused(tmp_path, tokenizer):
