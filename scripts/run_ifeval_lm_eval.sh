@@ -25,15 +25,16 @@ for arg in "$@"; do
 done
 OUT=${OUT:-docs/results/ifeval_lm_eval$suffix}
 common="${MODEL:+pretrained=$MODEL,}${HEADS:+heads=$HEADS,}${ALPHA:+alpha=$ALPHA,}${MODE:+mode=$MODE,}"
+profiling_free="${MODEL:+pretrained=$MODEL,}emphasis=instruction,"  # PASTA's HEADS / ALPHA / MODE do not apply
 export HF_DATASETS_OFFLINE=1 HF_HUB_OFFLINE=1
 mkdir -p "$OUT"
 declare -A RUN_ARGS=(
   [zero_shot]="${common}emphasis=none"
   [steered]="${common}emphasis=instruction"
   [marked]="${common}emphasis=instruction,steer=false,mark=star"
-  [instaboost]="${MODEL:+pretrained=$MODEL,}emphasis=instruction,method=instaboost${BOOST:+,boost=$BOOST}"
-  [spotlight_head]="${MODEL:+pretrained=$MODEL,}emphasis=instruction,method=spotlight,granularity=head${HEAD_TARGET:+,target=$HEAD_TARGET}"
-  [spotlight_layer]="${MODEL:+pretrained=$MODEL,}emphasis=instruction,method=spotlight,granularity=layer${LAYER_TARGET:+,target=$LAYER_TARGET}"
+  [instaboost]="${profiling_free}method=instaboost${BOOST:+,boost=$BOOST}"
+  [spotlight_head]="${profiling_free}method=spotlight,granularity=head${HEAD_TARGET:+,target=$HEAD_TARGET}"
+  [spotlight_layer]="${profiling_free}method=spotlight,granularity=layer${LAYER_TARGET:+,target=$LAYER_TARGET}"
 )
 for name in ${RUNS:-zero_shot steered marked}; do
   echo "== $name: ${RUN_ARGS[$name]}${*:+ $*}" >&2
